@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates .venv (once) and installs recstack with its test tools into it.
+# Re-running is cheap: pip is skipped while pyproject.toml is unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=".venv/.recstack-installed"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  # The CPU build of torch first, so nothing later pulls a CUDA build.
+  .venv/bin/python -m pip install -q "torch==2.13.0" numpy
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  echo "$want" > "$stamp"
+fi

@@ -1,0 +1,1 @@
+"""Feature columns, hashing, vocabularies, numeric statistics, sequences and the FeaturePipeline."""
