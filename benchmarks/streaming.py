@@ -76,11 +76,9 @@ def run(code: str, *args: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=5_000_000)
-    parser.add_argument("--shuffle-buffer", type=int, default=262_144)
+    parser.add_argument("--shuffle-buffers", type=int, nargs="+", default=[0, 262_144])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "big.parquet")
@@ -89,22 +87,25 @@ def main() -> None:
         print(f"wrote {args.rows:,} rows in {time.perf_counter() - t0:.1f}s")
         run(FIT, path, str(Path(tmp) / "pipe"))
         size = json.loads(run(SIZE, path))
-        stats = json.loads(run(STREAM, path, str(Path(tmp) / "pipe"), str(args.shuffle_buffer)))
-    if stats["rows"] != args.rows:
-        raise SystemExit(f"streamed {stats['rows']} rows, expected {args.rows}")
+        runs = [json.loads(run(STREAM, path, str(Path(tmp) / "pipe"), str(b))) for b in args.shuffle_buffers]
     print(f"table in memory: {size['in_memory_mb']:,.0f} MB (Parquet file {size['file_mb']:,.0f} MB)")
-    print(
-        f"streamed {stats['rows']:,} rows in {stats['seconds']:.1f}s ({stats['rows'] / stats['seconds']:,.0f} rows/s), "
-        f"shuffle buffer {args.shuffle_buffer:,}"
-    )
-    print(f"peak RSS {stats['peak_rss_mb']:,.0f} MB (after imports: {stats['rss_after_imports_mb']:,.0f} MB)")
+    print(f"{'shuffle buffer':>15} {'rows/s':>10} {'peak RSS MB':>12} {'RSS after imports MB':>21}")
+    for buf, stats in zip(args.shuffle_buffers, runs):
+        if stats["rows"] != args.rows:
+            raise SystemExit(f"streamed {stats['rows']} rows, expected {args.rows}")
+        stats["shuffle_buffer"] = buf
+        stats["rows_per_s"] = stats["rows"] / stats["seconds"]
+        print(
+            f"{buf:>15,} {stats['rows_per_s']:>10,.0f} {stats['peak_rss_mb']:>12,.0f} "
+            f"{stats['rss_after_imports_mb']:>21,.0f}"
+        )
     payload = {
         "benchmark": "streaming",
-        "command": f"python benchmarks/streaming.py --rows {args.rows} --shuffle-buffer {args.shuffle_buffer}",
+        "command": "python benchmarks/streaming.py --rows "
+        f"{args.rows} --shuffle-buffers {' '.join(map(str, args.shuffle_buffers))}",
+        "rows": args.rows,
         **size,
-        **stats,
-        "shuffle_buffer": args.shuffle_buffer,
-        "rows_per_s": stats["rows"] / stats["seconds"],
+        "runs": runs,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     tmp_file = RESULTS / ".streaming.json.tmp"

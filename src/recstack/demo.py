@@ -51,9 +51,11 @@ def run_demo(
     )
 
     lines = pipe.summary().splitlines()
-    shown = lines[:2] + [ln for ln in lines[2:] if not ln.startswith(("item_", "creator_", "user_overall"))]
-    print("[3/4] fitted features (the 250 item_/creator_/user_overall_ numeric ones elided):")
+    numeric = [ln for ln in lines[2:] if "  dense  " in ln and not ln.startswith(schema.LOCATION)]
+    shown = lines[:2] + [ln for ln in lines[2:] if ln not in numeric] + numeric[:3]
+    print("[3/4] fitted features:")
     print("\n".join("      " + ln for ln in shown))
+    print(f"      ... and {len(numeric) - 3} more standardized numeric features (pipe.summary() lists them all)")
 
     print("      sample batch (first 2 rows, a few of its keys):")
     for key in (

@@ -169,9 +169,7 @@ class IterableDataFrameDataset(IterableDataset):
         self.drop_last = drop_last
         self.seed = seed
         self.epoch = 0
-        self.columns = (
-            pipeline.input_columns + self.label_names + ([self.weight_name] if self.weight_name else [])
-        )
+        self.columns = pipeline.input_columns + self.label_names + ([self.weight_name] if self.weight_name else [])
         for path in self.files:
             present = {c.lower() if pipeline.lowercase else c for c in file_columns(path)}
             missing = [c for c in self.columns if c not in present]
@@ -229,22 +227,39 @@ class IterableDataFrameDataset(IterableDataset):
             pending.append(self._encode(table))
             pending_rows += table.num_rows
             if pending_rows >= capacity:
-                merged = _concat(pending)
-                if self.shuffle_buffer:
-                    merged = _take(merged, torch.randperm(pending_rows, generator=gen))
                 full = (pending_rows // self.batch_size) * self.batch_size
-                for start in range(0, full, self.batch_size):
-                    yield {k: v[start : start + self.batch_size] for k, v in merged.items()}
-                rest = {k: v[full:] for k, v in merged.items()}
-                pending, pending_rows = ([rest], pending_rows - full) if pending_rows > full else ([], 0)
+                batches, rest = self._cut(pending, pending_rows, full, gen)
+                pending = []  # drop the chunks before the batches are consumed
+                yield from batches
+                pending, pending_rows = ([rest], pending_rows - full) if rest is not None else ([], 0)
         if pending_rows:
-            merged = _concat(pending)
-            if self.shuffle_buffer:
-                merged = _take(merged, torch.randperm(pending_rows, generator=gen))
-            for start in range(0, pending_rows, self.batch_size):
-                if self.drop_last and start + self.batch_size > pending_rows:
-                    break
-                yield {k: v[start : start + self.batch_size] for k, v in merged.items()}
+            keep = (pending_rows // self.batch_size) * self.batch_size if self.drop_last else pending_rows
+            batches, _ = self._cut(pending, pending_rows, keep, gen)
+            yield from batches
+
+    def _cut(
+        self, pending: list[TensorBatch], rows: int, take: int, gen: torch.Generator
+    ) -> tuple[Iterator[TensorBatch], TensorBatch | None]:
+        """Batches over the first ``take`` rows of the buffer (shuffled when asked) and a copy of the rest.
+
+        Each batch is gathered straight from the merged buffer, so at most two copies of it are alive.
+        """
+        merged = _concat(pending)
+        order = torch.randperm(rows, generator=gen) if self.shuffle_buffer else None
+        rest = None
+        if take < rows:
+            tail = order[take:] if order is not None else torch.arange(take, rows)
+            rest = _take(merged, tail)
+
+        def batches() -> Iterator[TensorBatch]:
+            for start in range(0, take, self.batch_size):
+                stop = min(start + self.batch_size, take)
+                if order is None:
+                    yield {k: v[start:stop] for k, v in merged.items()}
+                else:
+                    yield _take(merged, order[start:stop])
+
+        return batches(), rest
 
 
 def _concat(batches: list[TensorBatch]) -> TensorBatch:
