@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from recstack.data import short_video_schema as schema
 from recstack.data.synthetic import make_short_video_dataset, short_video_label
@@ -30,8 +31,8 @@ def run_demo(
     """Generate data, fit the pipeline, print what it learned and a sample batch, save and reload it."""
     t0 = time.perf_counter()
     df = make_short_video_dataset(n_users=users, n_items=items, n_rows=rows, seed=seed)
-    df["label"] = short_video_label(df)
-    df["video_length_bin"] = df["video_length"]
+    extra = {"label": short_video_label(df), "video_length_bin": df["video_length"].to_numpy()}
+    df = pd.concat([df, pd.DataFrame(extra, index=df.index)], axis=1)
     print(
         f"[1/4] generated {len(df):,} plays x {df.shape[1]} columns "
         f"({users:,} users, {items:,} items) in {time.perf_counter() - t0:.1f}s; "
