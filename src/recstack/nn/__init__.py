@@ -1,0 +1,21 @@
+"""Reusable layers: embedding collection, DNN, prediction, interaction layers (DeepCTR-Torch names)."""
+
+from recstack.nn.attention import InteractingLayer
+from recstack.nn.core import DNN, Dice, PredictionLayer, activation_layer
+from recstack.nn.embedding import DenseInputs, EmbeddingCollection, FusedTable, Linear, grow_embedding_table
+from recstack.nn.interaction import FM, BiInteractionPooling
+
+__all__ = [
+    "DNN",
+    "FM",
+    "BiInteractionPooling",
+    "DenseInputs",
+    "Dice",
+    "EmbeddingCollection",
+    "FusedTable",
+    "InteractingLayer",
+    "Linear",
+    "PredictionLayer",
+    "activation_layer",
+    "grow_embedding_table",
+]

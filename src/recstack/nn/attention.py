@@ -1,0 +1,52 @@
+"""Self-attention over field embeddings (AutoInt's InteractingLayer), DeepCTR-Torch signature."""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class InteractingLayer(nn.Module):
+    """Multi-head self-attention across fields with a residual connection: ``[B, F, E] -> [B, F, E]``.
+
+    ``embedding_size`` must be divisible by ``head_num``; ``scaling`` divides scores by sqrt(E / heads).
+    """
+
+    def __init__(
+        self,
+        embedding_size: int,
+        head_num: int = 2,
+        use_res: bool = True,
+        scaling: bool = False,
+        seed: int = 1024,
+        device: str = "cpu",
+    ) -> None:
+        super().__init__()
+        if head_num <= 0 or embedding_size % head_num != 0:
+            raise ValueError(
+                f"InteractingLayer: embedding_size {embedding_size} is not divisible by head_num {head_num}"
+            )
+        self.att_embedding_size = embedding_size // head_num
+        self.head_num = head_num
+        self.use_res = use_res
+        self.scaling = scaling
+        generator = torch.Generator().manual_seed(seed)
+        # Q, K, V (and the residual projection) as one [E, 4E] matrix: one GEMM per forward.
+        self.W = nn.Parameter(torch.empty(embedding_size, 4 * embedding_size).normal_(0.0, 0.05, generator=generator))
+        self.to(device)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        b, f, e = inputs.shape
+        proj = inputs @ self.W  # [B, F, 4E]
+        q, k, v, res = proj.split(e, dim=2)
+        h, d = self.head_num, self.att_embedding_size
+        q = q.reshape(b, f, h, d).transpose(1, 2)  # [B, H, F, d]
+        k = k.reshape(b, f, h, d).transpose(1, 2)
+        v = v.reshape(b, f, h, d).transpose(1, 2)
+        scores = q @ k.transpose(2, 3)
+        if self.scaling:
+            scores = scores / (d**0.5)
+        out = F.softmax(scores, dim=-1) @ v  # [B, H, F, d]
+        out = out.transpose(1, 2).reshape(b, f, e)
+        if self.use_res:
+            out = out + res
+        return F.relu(out)

@@ -1,0 +1,17 @@
+"""The Trainer, callbacks and optimizers."""
+
+from recstack.training.callbacks import Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint
+from recstack.training.optim import CombinedOptimizer, RowSparseOptimizer, build_optimizer
+from recstack.training.trainer import Trainer
+
+__all__ = [
+    "Callback",
+    "CombinedOptimizer",
+    "EarlyStopping",
+    "History",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "RowSparseOptimizer",
+    "Trainer",
+    "build_optimizer",
+]

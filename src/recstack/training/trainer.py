@@ -1,0 +1,256 @@
+"""The training loop every model uses: epochs, hooks, metrics, progress, validation, callbacks, checkpoints.
+
+A model plugs in through the seed-002 hooks:
+
+* ``training_step(batch) -> Tensor | dict`` (required): the loss, or a dict with ``loss`` and optionally
+  ``pred`` / ``target`` (detached, for epoch metrics);
+* ``validation_step(batch) -> dict`` (optional, defaults to ``training_step`` without gradients);
+* ``configure_optimizers() -> Optimizer`` (used when no optimizer is passed);
+* ``configure_lr_scheduler(optimizer) -> scheduler | None`` (stepped once per epoch).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from recstack.errors import FormatVersionError, LabelError
+from recstack.metrics import get_metric
+from recstack.training.callbacks import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Callback, History
+
+Batch = dict[str, Tensor]
+
+
+class Trainer:
+    """Runs ``fit`` / ``evaluate`` / ``predict`` for a model over iterables of ``Dict[str, Tensor]`` batches."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        metrics: Sequence[Any] | None = None,
+        callbacks: Sequence[Callback] | None = None,
+        grad_clip_norm: float | None = None,
+        amp: bool = False,
+        verbose: int = 1,
+        device: str | torch.device | None = None,
+    ) -> None:
+        if not hasattr(model, "training_step"):
+            raise TypeError(f"{type(model).__name__} has no training_step(batch): the Trainer needs one")
+        self.model = model
+        self.device = torch.device(device) if device is not None else _model_device(model)
+        self.optimizer = optimizer
+        self.metrics = [get_metric(m) for m in (metrics or [])]
+        self.callbacks = list(callbacks or [])
+        self.grad_clip_norm = grad_clip_norm
+        self.amp = amp and self.device.type == "cuda"
+        self.verbose = verbose
+        self.stop_training = False
+        self.scheduler: Any = None
+        self.history = History()
+
+    # ---- optimizers and checkpoints ------------------------------------------------------------------
+
+    def _ensure_optimizer(self) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            if not hasattr(self.model, "configure_optimizers"):
+                raise TypeError("no optimizer given and the model has no configure_optimizers()")
+            self.optimizer = self.model.configure_optimizers()
+        if self.scheduler is None and hasattr(self.model, "configure_lr_scheduler"):
+            self.scheduler = self.model.configure_lr_scheduler(self.optimizer)
+        return self.optimizer
+
+    def checkpoint(self, epoch: int) -> dict[str, Any]:
+        """Everything needed to resume after ``epoch`` epochs: model, optimizer and scheduler state."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "format_version": CHECKPOINT_VERSION,
+            "epoch": epoch,
+            "model_state": self.model.state_dict(),
+            "optimizer_state": self.optimizer.state_dict() if self.optimizer is not None else None,
+            "scheduler_state": self.scheduler.state_dict() if self.scheduler is not None else None,
+        }
+
+    def load_checkpoint(self, path: str | os.PathLike) -> int:
+        """Restore a checkpoint written by `ModelCheckpoint`; returns its epoch (pass it as ``initial_epoch``)."""
+        try:
+            ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as err:  # noqa: BLE001 - torch raises many kinds for a damaged file
+            raise FormatVersionError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
+        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise FormatVersionError(
+                f"{path}: not a recstack checkpoint (weights-only files load with load_state_dict)"
+            )
+        if ckpt.get("format_version") != CHECKPOINT_VERSION:
+            raise FormatVersionError(f"{path}: checkpoint format_version {ckpt.get('format_version')!r} unsupported")
+        self.model.load_state_dict(ckpt["model_state"])
+        opt = self._ensure_optimizer()
+        if ckpt["optimizer_state"] is not None:
+            opt.load_state_dict(ckpt["optimizer_state"])
+        if self.scheduler is not None and ckpt.get("scheduler_state") is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler_state"])
+        return int(ckpt["epoch"])
+
+    # ---- loops ---------------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        train_data: Iterable[Batch],
+        val_data: Iterable[Batch] | None = None,
+        epochs: int = 1,
+        initial_epoch: int = 0,
+    ) -> History:
+        """Train from ``initial_epoch`` up to ``epochs`` (Keras semantics); returns the `History`."""
+        opt = self._ensure_optimizer()
+        self.stop_training = False
+        callbacks = [self.history] + self.callbacks
+        for cb in callbacks:
+            cb.set_trainer(self)
+            cb.on_train_begin()
+        logs: dict[str, float] = {}
+        for epoch in range(initial_epoch, epochs):
+            if hasattr(train_data, "set_epoch"):
+                train_data.set_epoch(epoch)  # type: ignore[union-attr]
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch)
+            start = time.perf_counter()
+            logs = self._train_epoch(train_data, opt, epoch, epochs, callbacks)
+            if val_data is not None:
+                logs.update({f"val_{k}": v for k, v in self.evaluate(val_data).items()})
+            if self.scheduler is not None:
+                self.scheduler.step()
+            seconds = time.perf_counter() - start
+            if self.verbose:
+                shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+                print(f"Epoch {epoch + 1}/{epochs} - {seconds:.1f}s - {shown}")
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for cb in callbacks:
+            cb.on_train_end(logs)
+        return self.history
+
+    def _train_epoch(
+        self, data: Iterable[Batch], opt: torch.optim.Optimizer, epoch: int, epochs: int, callbacks: list[Callback]
+    ) -> dict[str, float]:
+        self.model.train()
+        total_loss, total_rows = 0.0, 0
+        preds: list[Tensor] = []
+        targets: list[Tensor] = []
+        total = len(data) if hasattr(data, "__len__") else None  # type: ignore[arg-type]
+        bar = tqdm(data, total=total, desc=f"Epoch {epoch + 1}/{epochs}", disable=self.verbose != 1, leave=False)
+        scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        for step, batch in enumerate(bar):
+            batch = self._to_device(batch)
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(self.device.type, enabled=self.amp):
+                out = self.model.training_step(batch)
+            loss, pred, target, rows = _unpack(out, batch)
+            if not torch.isfinite(loss):
+                opt.zero_grad(set_to_none=True)
+                raise LabelError(f"training loss became {loss.item()} at epoch {epoch + 1}, step {step}")
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+            else:
+                loss.backward()
+            if self.grad_clip_norm is not None:
+                params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+                torch.nn.utils.clip_grad_norm_(params, self.grad_clip_norm)
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            total_loss += float(loss.detach()) * rows / max(_loss_rows(out, rows), 1)
+            total_rows += rows
+            if pred is not None and target is not None:
+                preds.append(pred.detach().float().reshape(rows, -1).cpu())
+                targets.append(target.detach().float().reshape(rows, -1).cpu())
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{total_loss / max(total_rows, 1):.4f}")
+            for cb in callbacks:
+                cb.on_batch_end(step, {"loss": float(loss.detach())})
+        logs = {"loss": total_loss / max(total_rows, 1)}
+        logs.update(self._metric_logs(preds, targets))
+        return logs
+
+    @torch.no_grad()
+    def evaluate(self, data: Iterable[Batch]) -> dict[str, float]:
+        """Mean loss and the metrics over ``data`` (model in eval mode)."""
+        self.model.eval()
+        step_fn = getattr(self.model, "validation_step", None) or self.model.training_step
+        total_loss, total_rows = 0.0, 0
+        preds: list[Tensor] = []
+        targets: list[Tensor] = []
+        for batch in data:
+            batch = self._to_device(batch)
+            out = step_fn(batch)
+            loss, pred, target, rows = _unpack(out, batch)
+            total_loss += float(loss) * rows / max(_loss_rows(out, rows), 1)
+            total_rows += rows
+            if pred is not None and target is not None:
+                preds.append(pred.float().reshape(rows, -1).cpu())
+                targets.append(target.float().reshape(rows, -1).cpu())
+        logs = {"loss": total_loss / max(total_rows, 1)}
+        logs.update(self._metric_logs(preds, targets))
+        return logs
+
+    @torch.no_grad()
+    def predict(self, data: Iterable[Batch]) -> np.ndarray:
+        """The model's outputs over ``data``, concatenated, as float64 (eval mode)."""
+        self.model.eval()
+        outs = [self.model(self._to_device(batch)).float().cpu() for batch in data]
+        if not outs:
+            return np.zeros((0, 1))
+        return torch.cat(outs).numpy().astype(np.float64)
+
+    def _metric_logs(self, preds: list[Tensor], targets: list[Tensor]) -> dict[str, float]:
+        if not self.metrics or not preds:
+            return {}
+        p = torch.cat(preds).numpy()
+        y = torch.cat(targets).numpy()
+        logs: dict[str, float] = {}
+        for name, fn in self.metrics:
+            if p.shape[1] == 1:
+                logs[name] = fn(y[:, 0], p[:, 0])
+            else:
+                for t in range(p.shape[1]):
+                    logs[f"{name}_{t}"] = fn(y[:, t], p[:, t])
+        return {k: v for k, v in logs.items() if not (isinstance(v, float) and math.isnan(v))}
+
+    def _to_device(self, batch: Batch) -> Batch:
+        if self.device.type == "cpu":
+            return batch
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+
+def _unpack(out: Any, batch: Batch) -> tuple[Tensor, Tensor | None, Tensor | None, int]:  # noqa: ANN401
+    rows = len(next(iter(batch.values())))
+    if isinstance(out, Tensor):
+        return out, None, None, rows
+    if not isinstance(out, dict) or "loss" not in out:
+        raise TypeError("training_step / validation_step must return a loss tensor or a dict with 'loss'")
+    return out["loss"], out.get("pred"), out.get("target"), rows
+
+
+def _loss_rows(out: Any, rows: int) -> int:  # noqa: ANN401
+    """How many rows the returned loss sums over (1 when it is a mean; ``rows`` when ``loss_reduction='sum'``)."""
+    if isinstance(out, dict) and out.get("reduction") == "sum":
+        return rows
+    return 1
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")

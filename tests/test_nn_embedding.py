@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import torch
+
+from recstack.errors import SchemaError
+from recstack.features import DenseFeat, SparseFeat, VarLenSparseFeat, bucketize_hashes, hash_values
+from recstack.nn import EmbeddingCollection, Linear, grow_embedding_table
+
+
+def _columns():
+    return [
+        SparseFeat("a", 10, 4),
+        SparseFeat("b", 100, 4, use_hash=True),
+        VarLenSparseFeat(SparseFeat("h", 10, 4, embedding_name="a"), 3, weight_name="hw", weight_norm=False),
+        VarLenSparseFeat(SparseFeat("m", 7, 4), 3, combiner="max"),
+        DenseFeat("d"),
+    ]
+
+
+def _batch():
+    hashed = hash_values(["x", "y", "z"], "b")
+    return {
+        "a": torch.tensor([1, 2, 9]),
+        "b": torch.from_numpy(hashed).reshape(3, 1),  # [B, 1] as in seed 000
+        "h": torch.tensor([[1, 2, 0], [3, 0, 0], [0, 0, 0]]),
+        "h_length": torch.tensor([2, 1, 0]),
+        "hw": torch.tensor([[1.0, 3.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]),
+        "m": torch.tensor([[1, 5, 0], [6, 0, 0], [0, 0, 0]]),
+        "d": torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64),
+    }
+
+
+def _rows(ec, table, ids):
+    group = ec.groups[0]
+    k = group.table_names.index(table)
+    return group.weight[group.table_offsets[k] + torch.as_tensor(ids)]
+
+
+def test_lookup_matches_the_rows_it_should_read():
+    ec = EmbeddingCollection(_columns(), init_std=1.0)
+    b = _batch()
+    out = ec(b)
+    assert out.shape == (3, 4, 4)
+    torch.testing.assert_close(out[:, 0], _rows(ec, "a", [1, 2, 9]))
+    # hashed ids are reduced into their buckets exactly as features.bucketize_hashes does
+    buckets = bucketize_hashes(b["b"].numpy().reshape(-1), 100)
+    assert (buckets >= 0).all() and (buckets < 100).all()
+    torch.testing.assert_close(out[:, 1], _rows(ec, "b", buckets))
+    # weighted sum / count (mean) of the valid items; the sequence shares table "a"
+    rows_a = _rows(ec, "a", [1, 2, 3])
+    torch.testing.assert_close(out[0, 2], (1.0 * rows_a[0] + 3.0 * rows_a[1]) / 2)
+    torch.testing.assert_close(out[1, 2], 2.0 * rows_a[2])
+    torch.testing.assert_close(out[2, 2], torch.zeros(4))  # empty sequence pools to zeros
+    rows_m = _rows(ec, "m", [1, 5, 6])
+    torch.testing.assert_close(out[0, 3], torch.maximum(rows_m[0], rows_m[1]))
+    torch.testing.assert_close(out[2, 3], torch.zeros(4))
+
+
+def test_scripted_collection_and_linear_equal_eager():
+    ec = EmbeddingCollection(_columns() + [SparseFeat("c", 5, 8)])
+    b = {**_batch(), "c": torch.tensor([0, 4, 2])}
+    scripted = torch.jit.script(ec)
+    torch.testing.assert_close(scripted.flat(b), ec.flat(b), rtol=0, atol=1e-6)
+    lin = Linear(_columns())
+    torch.testing.assert_close(torch.jit.script(lin)(b), lin(b), rtol=0, atol=1e-6)
+
+
+def test_mixed_widths_need_flat_and_name_the_widths():
+    ec = EmbeddingCollection([SparseFeat("a", 10, 4), SparseFeat("c", 5, 8)])
+    assert ec.flat({"a": torch.tensor([1]), "c": torch.tensor([2])}).shape == (1, 12)
+    with pytest.raises(SchemaError, match=r"different embedding_dim \[4, 8\]"):
+        ec.common_dim()
+
+
+def test_shared_embedding_name_must_agree():
+    with pytest.raises(SchemaError, match="sharing embedding_name 'a'"):
+        EmbeddingCollection([SparseFeat("a", 10, 4), SparseFeat("x", 11, 4, embedding_name="a")])
+    with pytest.raises(SchemaError, match="no vocabulary_size"):
+        EmbeddingCollection([SparseFeat("a")])
+
+
+def test_growing_a_table_keeps_every_trained_row():
+    ec = EmbeddingCollection(_columns())
+    b = _batch()
+    before = ec(b).detach().clone()
+    grow_embedding_table(ec.groups[0], "a", 25)
+    torch.testing.assert_close(ec(b), before)
+    b["a"] = torch.tensor([24, 2, 9])  # a new id is now valid
+    assert torch.isfinite(ec(b)).all()
+    with pytest.raises(SchemaError, match="cannot shrink"):
+        grow_embedding_table(ec.groups[0], "a", 3)
+
+
+def test_row_sparse_gather_gives_the_same_forward_and_gradient():
+    torch.manual_seed(0)
+    dense = EmbeddingCollection(_columns(), init_std=1.0)
+    sparse = EmbeddingCollection(_columns(), init_std=1.0)
+    sparse.load_state_dict(dense.state_dict())
+    for t in sparse.tables():
+        t.row_sparse = True
+    b = _batch()
+    w = torch.randn(3, 4, 4)
+    (dense(b) * w).sum().backward()
+    (sparse(b) * w).sum().backward()
+    table = sparse.tables()[0]
+    ((ids, rows),) = table.take_pending()
+    expect = dense.tables()[0].weight.grad
+    torch.testing.assert_close(rows.grad, expect[ids])
+    untouched = torch.ones(len(expect), dtype=torch.bool)
+    untouched[ids] = False
+    assert (expect[untouched] == 0).all()
+    np.testing.assert_array_equal(ids.numpy(), np.unique(ids.numpy()))
