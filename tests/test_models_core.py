@@ -28,3 +28,11 @@ def test_wdl_beats_logistic_regression():
     # WDL = LR + a DNN over embeddings, no explicit crosses. Measured 0.687 (seed 1024) and 0.682 (seed 1)
     # vs LR 0.672. Floor at about half the smaller margin.
     assert train_and_score(lambda c: WDL(c, c)) > logistic_regression_auc() + 0.005
+
+
+def test_deepfm_without_fm_accepts_mixed_embedding_widths():
+    from recstack.features import SparseFeat
+
+    cols = [SparseFeat("a", 5, 4), SparseFeat("b", 5, 8)]
+    model = DeepFM(cols, cols, use_fm=False, dnn_hidden_units=(4,))
+    scripted_matches_eager(model, {"a": [1, 2], "b": [3, 4]})

@@ -101,6 +101,17 @@ class DataFrameDataset(IterableDataset):
             raise SchemaError(f"DataFrameDataset: columns have different lengths {sorted(lengths)}")
         self.tensors = to_tensors(arrays)
         self.num_rows = lengths.pop() if lengths else 0
+        # 1-D columns of one dtype are packed into one [N, k] matrix: a batch is one gather per dtype.
+        self._packed: list[tuple[list[str], torch.Tensor]] = []
+        self._other: list[str] = []
+        by_dtype: dict[torch.dtype, list[str]] = {}
+        for key, t in self.tensors.items():
+            if t.dim() == 1:
+                by_dtype.setdefault(t.dtype, []).append(key)
+            else:
+                self._other.append(key)
+        for names in by_dtype.values():
+            self._packed.append((names, torch.stack([self.tensors[n] for n in names], 1)))
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
@@ -127,11 +138,16 @@ class DataFrameDataset(IterableDataset):
         for b in range(worker, len(self), n_workers):
             start = b * self.batch_size
             stop = min(start + self.batch_size, self.num_rows)
-            if order is None:
-                yield {k: v[start:stop] for k, v in self.tensors.items()}
-            else:
-                idx = order[start:stop]
-                yield {k: v.index_select(0, idx) for k, v in self.tensors.items()}
+            idx = None if order is None else order[start:stop]
+            batch: TensorBatch = {}
+            for names, packed in self._packed:
+                block = packed[start:stop] if idx is None else packed.index_select(0, idx)
+                for j, name in enumerate(names):
+                    batch[name] = block[:, j]
+            for name in self._other:
+                t = self.tensors[name]
+                batch[name] = t[start:stop] if idx is None else t.index_select(0, idx)
+            yield batch
 
 
 class IterableDataFrameDataset(IterableDataset):

@@ -54,33 +54,38 @@ class RowSparseOptimizer(torch.optim.Optimizer):
         lr, eps = group["lr"], group["eps"]
         for table in self.tables:
             wd = 2.0 * table.l2_reg
-            pending = [(ids, rows.grad) for ids, rows in table.take_pending() if rows.grad is not None]
+            pending = [(ids, rows) for ids, rows in table.take_pending() if rows.grad is not None]
             if not pending:
                 continue
-            ids = torch.cat([p[0] for p in pending])
-            grad = torch.cat([p[1] for p in pending])
-            if len(pending) > 1:
+            weight = table.weight
+            if len(pending) == 1:
+                ids, leaf = pending[0]
+                grad = leaf.grad
+                rows = leaf.detach()  # the forward gathered exactly these rows; nothing changed them since
+            else:
+                ids = torch.cat([p[0] for p in pending])
+                grad = torch.cat([p[1].grad for p in pending])
                 ids, inverse = torch.unique(ids, return_inverse=True)
                 grad = torch.zeros(len(ids), grad.shape[1], dtype=grad.dtype).index_add_(0, inverse, grad)
-            weight = table.weight
-            rows = weight.index_select(0, ids)
+                rows = weight.index_select(0, ids)
             if wd:
                 grad = grad.add(rows, alpha=wd)
             state = self.state[weight]
+            dim = weight.shape[1]
             if self.kind == "adam":
                 beta1, beta2 = group["betas"]
                 if not state:
                     state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(weight)
-                    state["exp_avg_sq"] = torch.zeros_like(weight)
+                    state["moments"] = torch.zeros(weight.shape[0], 2 * dim, dtype=weight.dtype)  # [m | v]
                 state["step"] += 1
-                m = state["exp_avg"].index_select(0, ids).mul_(beta1).add_(grad, alpha=1 - beta1)
-                v = state["exp_avg_sq"].index_select(0, ids).mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                state["exp_avg"].index_copy_(0, ids, m)
-                state["exp_avg_sq"].index_copy_(0, ids, v)
+                mv = state["moments"].index_select(0, ids)
+                m, v = mv[:, :dim], mv[:, dim:]
+                m.mul_(beta1).add_(grad, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                state["moments"].index_copy_(0, ids, mv)
                 bias1 = 1 - beta1 ** state["step"]
                 bias2 = 1 - beta2 ** state["step"]
-                denom = v.div_(bias2).sqrt_().add_(eps)
+                denom = v.div(bias2).sqrt_().add_(eps)
                 rows.addcdiv_(m, denom, value=-lr / bias1)
             else:
                 if not state:

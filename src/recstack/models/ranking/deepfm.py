@@ -67,13 +67,11 @@ class DeepFM(BaseModel):
 
     def compute_logits(self, batch: dict[str, Tensor]) -> Tensor:
         logit = self.linear_logit(batch)
-        if self.use_fm or self.use_dnn:
-            if self.has_sparse:
-                emb = self.embedding(batch)
-                if self.use_fm:
-                    logit = logit + self.fm(emb)
-                if self.use_dnn:
-                    logit = logit + self.dnn_linear(self.dnn(self.dnn_input_from(emb, batch)))
-            elif self.use_dnn:
-                logit = logit + self.dnn_linear(self.dnn(self.dense(batch)))
+        if self.use_fm:
+            emb = self.embedding(batch)  # one lookup shared by the FM and the DNN
+            logit = logit + self.fm(emb)
+            if self.use_dnn:
+                logit = logit + self.dnn_linear(self.dnn(self.dnn_input_from(emb, batch)))
+        elif self.use_dnn:
+            logit = logit + self.dnn_linear(self.dnn(self.dnn_input(batch)))  # any mix of widths
         return logit

@@ -1,0 +1,99 @@
+"""xDeepFM's Compressed Interaction Network (CIN), DeepCTR-Torch signature."""
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from recstack.nn.core import activation_layer
+
+
+class CIN(nn.Module):
+    """Compressed Interaction Network: ``[B, field_size, D] -> [B, featuremap_num]``.
+
+    Layer ``k+1`` takes the outer product of ``x^k`` (``H_k`` maps) and ``x^0`` (``field_size`` maps) along
+    each embedding dimension, compresses the ``H_k * field_size`` products into ``layer_size[k]`` maps
+    (DeepCTR-Torch's 1x1 Conv1d, with bias), applies ``activation`` and sum-pools over D. With
+    ``split_half`` every layer but the last sends half of its maps on and half to the output, so
+    ``featuremap_num = sum(layer_size[:-1]) // 2 + layer_size[-1]``; otherwise ``sum(layer_size)``.
+    ``filters[k].weight`` is ``[layer_size[k], H_k * field_size]`` (product index ``h * field_size + m`` as in
+    DeepCTR-Torch's Conv1d); ``l2_reg`` applies to the filter weights.
+    """
+
+    layer_size: list[int]
+    field_nums: list[int]
+
+    def __init__(
+        self,
+        field_size: int,
+        layer_size: Sequence[int] = (128, 128),
+        activation: str = "relu",
+        split_half: bool = True,
+        l2_reg: float = 1e-5,
+        seed: int = 1024,
+        device: str = "cpu",
+    ) -> None:
+        super().__init__()
+        if field_size <= 0:
+            raise ValueError(f"CIN: field_size must be positive, got {field_size}")
+        if len(layer_size) == 0:
+            raise ValueError("CIN: layer_size is empty")
+        if any(int(s) <= 0 for s in layer_size):
+            raise ValueError(f"CIN: layer_size must hold positive integers, got {tuple(layer_size)}")
+        if split_half and any(int(s) % 2 for s in list(layer_size)[:-1]):
+            raise ValueError(
+                f"CIN: with split_half=True every layer_size but the last must be even, got {tuple(layer_size)}"
+            )
+        self.layer_size = [int(s) for s in layer_size]
+        self.split_half = split_half
+        self.l2_reg = l2_reg
+        self.activation = activation_layer(activation)
+        self.field_nums = [field_size]
+        filters: list[nn.Module] = []
+        generator = torch.Generator().manual_seed(seed)
+        for i, size in enumerate(self.layer_size):
+            fan_in = self.field_nums[-1] * field_size
+            linear = nn.Linear(fan_in, size)
+            bound = 1.0 / fan_in**0.5  # Conv1d's (and Linear's) default init, from the seeded generator
+            with torch.no_grad():
+                linear.weight.uniform_(-bound, bound, generator=generator)
+                linear.bias.uniform_(-bound, bound, generator=generator)
+            filters.append(linear)
+            last = i == len(self.layer_size) - 1
+            self.field_nums.append(size // 2 if split_half and not last else size)
+        self.filters = nn.ModuleList(filters)
+        if split_half:
+            self.featuremap_num = sum(self.layer_size[:-1]) // 2 + self.layer_size[-1]
+        else:
+            self.featuremap_num = sum(self.layer_size)
+        self.to(device)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        b, f0, d = inputs.shape
+        # work dimension-major, [B, D, maps]: each layer is then ONE [B*D, H_k*F0] x [H_k*F0, H_{k+1}] GEMM
+        x0 = inputs.transpose(1, 2).unsqueeze(2)  # [B, D, 1, F0]
+        xk = inputs.transpose(1, 2)  # [B, D, H_k]
+        pooled: list[Tensor] = []
+        n = len(self.layer_size)
+        i = 0
+        for layer in self.filters:
+            z = (xk.unsqueeze(3) * x0).reshape(b * d, -1)  # outer product [B*D, H_k*F0]
+            out = self.activation(layer(z)).view(b, d, -1)  # [B, D, H_{k+1}]
+            if self.split_half and i < n - 1:
+                half = self.layer_size[i] // 2
+                xk = out[:, :, :half]
+                pooled.append(out[:, :, half:].sum(1))
+            else:
+                xk = out
+                pooled.append(out.sum(1))
+            i += 1
+        return torch.cat(pooled, 1)
+
+    @torch.jit.unused
+    def l2_penalty(self) -> Tensor:
+        """``l2_reg * sum of squared filter weights`` (biases are not regularized)."""
+        total = torch.zeros(())
+        if self.l2_reg > 0:
+            for m in self.filters:
+                total = total + m.weight.pow(2).sum()
+        return total * self.l2_reg
