@@ -194,3 +194,16 @@ def test_user_optimizer_object_is_respected_and_whole_model_saves(tmp_path):
     torch.save(model, tmp_path / "whole.pt")  # the DeepCTR-Torch FAQ way
     whole = torch.load(tmp_path / "whole.pt", weights_only=False)
     np.testing.assert_array_equal(whole.predict(x), model.predict(x))
+
+
+def test_recompiling_with_an_optimizer_object_turns_off_row_sparse_everywhere():
+    from recstack.models import ONN
+    from recstack.nn import FusedTable
+
+    cols = [SparseFeat("a", 10, 4), SparseFeat("b", 10, 4), DenseFeat("x")]
+    model = ONN(cols, cols, dnn_hidden_units=(4,))
+    model.compile("adam")
+    tables = [m for m in model.modules() if isinstance(m, FusedTable)]
+    assert len(tables) >= 3 and all(t.row_sparse for t in tables)  # embeddings, linear, field-aware
+    model.compile(torch.optim.Adam(model.parameters()))
+    assert not any(t.row_sparse for t in tables)

@@ -19,7 +19,7 @@ from recstack.errors import LabelError, SchemaError
 from recstack.features.columns import DenseFeat, Feature, SparseFeat, VarLenSparseFeat, get_feature_names
 from recstack.features.hashing import hash_values
 from recstack.nn.core import PredictionLayer
-from recstack.nn.embedding import DenseInputs, EmbeddingCollection, Linear
+from recstack.nn.embedding import DenseInputs, EmbeddingCollection, FusedTable, Linear
 from recstack.training.callbacks import Callback, History
 from recstack.training.optim import build_optimizer
 from recstack.training.trainer import Trainer
@@ -177,10 +177,8 @@ class BaseModel(nn.Module):
         if isinstance(optimizer, str):
             opt = build_optimizer(optimizer, self, lr)
         elif isinstance(optimizer, torch.optim.Optimizer):
-            for t in self.embedding.tables():
-                t.row_sparse = False
-            if self.has_linear and isinstance(self.linear_model, Linear):
-                for t in self.linear_model.sparse.tables():
+            for t in self.modules():  # every fused table, including a model's extra collections
+                if isinstance(t, FusedTable):
                     t.row_sparse = False
             opt = optimizer
         else:

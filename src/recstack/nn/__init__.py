@@ -1,13 +1,18 @@
 """Reusable layers: embedding collection, DNN, prediction, interaction layers (DeepCTR-Torch names)."""
 
+from recstack.nn.afn import LogTransformLayer
 from recstack.nn.attention import InteractingLayer
 from recstack.nn.cin import CIN
 from recstack.nn.core import DNN, Dice, PredictionLayer, activation_layer
 from recstack.nn.cross import CrossNet, CrossNetMix
 from recstack.nn.embedding import DenseInputs, EmbeddingCollection, FusedTable, Linear, grow_embedding_table
 from recstack.nn.interaction import FM, BiInteractionPooling
+from recstack.nn.senet import BilinearInteraction, SENETLayer
 
 __all__ = [
+    "BilinearInteraction",
+    "LogTransformLayer",
+    "SENETLayer",
     "CIN",
     "CrossNet",
     "CrossNetMix",
