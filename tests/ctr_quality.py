@@ -31,14 +31,16 @@ def ctr_data() -> tuple[list, dict, dict]:
     return pipe.feature_columns, pipe.transform(df.iloc[:TRAIN]), pipe.transform(df.iloc[TRAIN:])
 
 
-def train_and_score(build, batch_size: int = 256, epochs: int = 1, optimizer: str = "adam") -> float:
-    """Test AUC of ``build(feature_columns)`` trained under the protocol."""
+def train_and_score(
+    build, batch_size: int = 256, epochs: int = 1, optimizer: str = "adam", lr: float | None = None
+) -> float:
+    """Test AUC of ``build(feature_columns)`` trained under the protocol (``lr=None``: the optimizer's default)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         cols, train, test = ctr_data()
         model = build(cols)
-        model.compile(optimizer, "binary_crossentropy")
+        model.compile(optimizer, "binary_crossentropy", lr=lr)
         model.fit(train, train["label"], batch_size=batch_size, epochs=epochs, verbose=0)
         return roc_auc_score(test["label"], model.predict(test, batch_size=8192))
     finally:

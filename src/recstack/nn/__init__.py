@@ -1,15 +1,23 @@
 """Reusable layers: embedding collection, DNN, prediction, interaction layers (DeepCTR-Torch names)."""
 
+from recstack.nn.afm import AFMLayer
 from recstack.nn.afn import LogTransformLayer
 from recstack.nn.attention import InteractingLayer
 from recstack.nn.cin import CIN
+from recstack.nn.conv import ConvLayer, KMaxPooling
 from recstack.nn.core import DNN, Dice, PredictionLayer, activation_layer
 from recstack.nn.cross import CrossNet, CrossNetMix
 from recstack.nn.embedding import DenseInputs, EmbeddingCollection, FusedTable, Linear, grow_embedding_table
 from recstack.nn.interaction import FM, BiInteractionPooling
+from recstack.nn.product import InnerProductLayer, OutterProductLayer
 from recstack.nn.senet import BilinearInteraction, SENETLayer
 
 __all__ = [
+    "AFMLayer",
+    "ConvLayer",
+    "InnerProductLayer",
+    "KMaxPooling",
+    "OutterProductLayer",
     "BilinearInteraction",
     "LogTransformLayer",
     "SENETLayer",
