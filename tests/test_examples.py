@@ -38,3 +38,23 @@ def test_demo_runs_and_reloads_identically(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "identical batch = True" in out.stdout
     assert (tmp_path / "pipe" / "pipeline.json").is_file()
+
+
+def test_ranking_example_runs_and_exports(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "ranking_deepfm.py"),
+            "--rows",
+            "20000",
+            "--epochs",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "reproduces eager predictions: True" in out.stdout
+    assert (tmp_path / "deepfm.pt").is_file() and (tmp_path / "deepfm-best.pt").is_file()
