@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--predict-rows", type=int, default=100_000)
     parser.add_argument("--auc", action="store_true", help="also train one epoch at the largest batch size")
+    parser.add_argument("--out", default="ranking_vs_deepctr.json", help="file name under benchmarks/results/")
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--lib", help=argparse.SUPPRESS)
@@ -231,9 +232,9 @@ def main() -> None:
         "machine": {"nproc": os.cpu_count(), "python": platform.python_version()},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    tmp_file = RESULTS / ".ranking_vs_deepctr.json.tmp"
+    tmp_file = RESULTS / f".{args.out}.tmp"
     tmp_file.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp_file, RESULTS / "ranking_vs_deepctr.json")
+    os.replace(tmp_file, RESULTS / args.out)
 
 
 def _line(row: dict) -> str:
