@@ -18,7 +18,7 @@ from recstack.data.datasets import DataFrameDataset
 from recstack.errors import LabelError, SchemaError
 from recstack.features.columns import DenseFeat, Feature, SparseFeat, VarLenSparseFeat, get_feature_names
 from recstack.features.hashing import hash_values
-from recstack.nn.core import PredictionLayer
+from recstack.nn.core import DNN, PredictionLayer
 from recstack.nn.embedding import DenseInputs, EmbeddingCollection, FusedTable, Linear
 from recstack.training.callbacks import Callback, History
 from recstack.training.optim import build_optimizer
@@ -101,6 +101,24 @@ class BaseModel(nn.Module):
         if self.has_dense:
             return torch.cat([flat, self.dense(batch)], 1)
         return flat
+
+    def build_dnn(
+        self,
+        inputs_dim: int,
+        hidden_units: Sequence[int],
+        activation: str,
+        l2_reg: float,
+        dropout: float,
+        use_bn: bool,
+        init_std: float,
+        seed: int,
+        device: str,
+    ) -> tuple[nn.Module, int]:
+        """A `DNN` over ``inputs_dim`` and its output width; an Identity (width ``inputs_dim``) without hidden units."""
+        if len(hidden_units) == 0:
+            return nn.Identity(), inputs_dim
+        dnn = DNN(inputs_dim, hidden_units, activation, l2_reg, dropout, use_bn, init_std, seed=seed, device=device)
+        return dnn, dnn.output_dim
 
     def linear_logit(self, batch: dict[str, Tensor]) -> Tensor:
         return self.linear_model(batch)

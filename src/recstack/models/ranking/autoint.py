@@ -8,7 +8,6 @@ from torch import Tensor, nn
 from recstack.features.columns import Feature
 from recstack.models.base import BaseModel
 from recstack.nn.attention import InteractingLayer
-from recstack.nn.core import DNN
 
 
 class AutoInt(BaseModel):
@@ -73,21 +72,19 @@ class AutoInt(BaseModel):
             ]
             linear_in += self.embedding.num_features * dim
         self.int_layers = nn.ModuleList(layers)
+        self.dnn, width = self.build_dnn(
+            self.dnn_input_dim(),
+            dnn_hidden_units if self.use_dnn else (),
+            dnn_activation,
+            l2_reg_dnn,
+            dnn_dropout,
+            dnn_use_bn,
+            init_std,
+            seed=seed,
+            device=device,
+        )
         if self.use_dnn:
-            self.dnn: nn.Module = DNN(
-                self.dnn_input_dim(),
-                dnn_hidden_units,
-                dnn_activation,
-                l2_reg_dnn,
-                dnn_dropout,
-                dnn_use_bn,
-                init_std,
-                seed=seed,
-                device=device,
-            )
-            linear_in += int(dnn_hidden_units[-1])
-        else:
-            self.dnn = nn.Identity()
+            linear_in += width
         if linear_in == 0:
             raise ValueError("AutoInt: dnn_feature_columns is empty; attention and DNN have no input")
         self.dnn_linear = nn.Linear(linear_in, 1, bias=False)

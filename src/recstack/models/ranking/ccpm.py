@@ -8,7 +8,6 @@ from recstack.errors import SchemaError
 from recstack.features.columns import Feature
 from recstack.models.base import BaseModel
 from recstack.nn.conv import ConvLayer, check_conv_params
-from recstack.nn.core import DNN
 
 
 class CCPM(BaseModel):
@@ -59,22 +58,18 @@ class CCPM(BaseModel):
         )
         input_dim = self.conv_layer.filed_shape * embedding_size * conv_filters[-1]
         self.use_dnn = len(dnn_hidden_units) > 0
-        if self.use_dnn:
-            self.dnn: nn.Module = DNN(
-                input_dim,
-                dnn_hidden_units,
-                dnn_activation,
-                l2_reg_dnn,
-                dnn_dropout,
-                dnn_use_bn,
-                init_std,
-                seed=seed,
-                device=device,
-            )
-            self.dnn_linear = nn.Linear(dnn_hidden_units[-1], 1, bias=False)
-        else:
-            self.dnn = nn.Identity()
-            self.dnn_linear = nn.Linear(input_dim, 1, bias=False)
+        self.dnn, width = self.build_dnn(
+            input_dim,
+            dnn_hidden_units,
+            dnn_activation,
+            l2_reg_dnn,
+            dnn_dropout,
+            dnn_use_bn,
+            init_std,
+            seed=seed,
+            device=device,
+        )
+        self.dnn_linear = nn.Linear(width, 1, bias=False)
         self.to(device)
 
     def compute_logits(self, batch: dict[str, Tensor]) -> Tensor:

@@ -8,7 +8,6 @@ from torch import Tensor, nn
 from recstack.features.columns import Feature
 from recstack.models.base import BaseModel
 from recstack.models.ranking.dcn import check_deep_cross
-from recstack.nn.core import DNN
 from recstack.nn.cross import CrossNetMix
 
 
@@ -63,20 +62,16 @@ class DCNMix(BaseModel):
             if self.use_cross
             else nn.Identity()
         )
-        self.dnn: nn.Module = (
-            DNN(
-                in_dim,
-                dnn_hidden_units,
-                dnn_activation,
-                l2_reg_dnn,
-                dnn_dropout,
-                dnn_use_bn,
-                init_std,
-                seed=seed,
-                device=device,
-            )
-            if self.use_dnn
-            else nn.Identity()
+        self.dnn, _ = self.build_dnn(
+            in_dim,
+            dnn_hidden_units if self.use_dnn else (),
+            dnn_activation,
+            l2_reg_dnn,
+            dnn_dropout,
+            dnn_use_bn,
+            init_std,
+            seed=seed,
+            device=device,
         )
         linear_in = (in_dim if self.use_cross else 0) + (self.dnn_hidden_units[-1] if self.use_dnn else 0)
         self.dnn_linear = nn.Linear(linear_in, 1, bias=False)

@@ -6,7 +6,6 @@ from torch import Tensor, nn
 
 from recstack.features.columns import Feature
 from recstack.models.base import BaseModel
-from recstack.nn.core import DNN
 from recstack.nn.interaction import FM
 
 
@@ -47,22 +46,18 @@ class DeepFM(BaseModel):
             self.embedding.common_dim()  # FM needs one width: raises naming the widths otherwise
         self.use_dnn = len(dnn_hidden_units) > 0 and len(self.dnn_feature_columns) > 0
         self.fm = FM()
-        if self.use_dnn:
-            self.dnn = DNN(
-                self.dnn_input_dim(),
-                dnn_hidden_units,
-                dnn_activation,
-                l2_reg_dnn,
-                dnn_dropout,
-                dnn_use_bn,
-                init_std,
-                seed=seed,
-                device=device,
-            )
-            self.dnn_linear: nn.Module = nn.Linear(dnn_hidden_units[-1], 1, bias=False)
-        else:
-            self.dnn = nn.Identity()
-            self.dnn_linear = nn.Identity()
+        self.dnn, width = self.build_dnn(
+            self.dnn_input_dim(),
+            dnn_hidden_units if self.use_dnn else (),
+            dnn_activation,
+            l2_reg_dnn,
+            dnn_dropout,
+            dnn_use_bn,
+            init_std,
+            seed=seed,
+            device=device,
+        )
+        self.dnn_linear: nn.Module = nn.Linear(width, 1, bias=False) if self.use_dnn else nn.Identity()
         self.to(device)
 
     def compute_logits(self, batch: dict[str, Tensor]) -> Tensor:

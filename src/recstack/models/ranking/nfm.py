@@ -7,7 +7,6 @@ from torch import Tensor, nn
 from recstack.errors import SchemaError
 from recstack.features.columns import Feature
 from recstack.models.base import BaseModel
-from recstack.nn.core import DNN
 from recstack.nn.interaction import BiInteractionPooling
 
 
@@ -57,22 +56,18 @@ class NFM(BaseModel):
         self.dropout: nn.Module = nn.Dropout(bi_dropout) if bi_dropout > 0 else nn.Identity()
         input_dim = embedding_size + self.dense.total_dim
         self.use_dnn = len(dnn_hidden_units) > 0
-        if self.use_dnn:
-            self.dnn: nn.Module = DNN(
-                input_dim,
-                dnn_hidden_units,
-                dnn_activation,
-                l2_reg_dnn,
-                dnn_dropout,
-                False,
-                init_std,
-                seed=seed,
-                device=device,
-            )
-            self.dnn_linear = nn.Linear(dnn_hidden_units[-1], 1, bias=False)
-        else:
-            self.dnn = nn.Identity()
-            self.dnn_linear = nn.Linear(input_dim, 1, bias=False)
+        self.dnn, width = self.build_dnn(
+            input_dim,
+            dnn_hidden_units,
+            dnn_activation,
+            l2_reg_dnn,
+            dnn_dropout,
+            False,
+            init_std,
+            seed=seed,
+            device=device,
+        )
+        self.dnn_linear = nn.Linear(width, 1, bias=False)
         self.to(device)
 
     def compute_logits(self, batch: dict[str, Tensor]) -> Tensor:

@@ -8,7 +8,6 @@ from torch import Tensor, nn
 from recstack.errors import SchemaError
 from recstack.features.columns import Feature
 from recstack.models.base import BaseModel
-from recstack.nn.core import DNN
 from recstack.nn.product import KERNEL_TYPES, InnerProductLayer, OutterProductLayer
 
 
@@ -67,22 +66,18 @@ class PNN(BaseModel):
         if input_dim == 0:
             raise SchemaError("PNN: dnn_feature_columns holds no features")
         self.use_dnn = len(dnn_hidden_units) > 0
-        if self.use_dnn:
-            self.dnn: nn.Module = DNN(
-                input_dim,
-                dnn_hidden_units,
-                dnn_activation,
-                l2_reg_dnn,
-                dnn_dropout,
-                False,
-                init_std,
-                seed=seed,
-                device=device,
-            )
-            self.dnn_linear = nn.Linear(dnn_hidden_units[-1], 1, bias=False)
-        else:
-            self.dnn = nn.Identity()
-            self.dnn_linear = nn.Linear(input_dim, 1, bias=False)
+        self.dnn, width = self.build_dnn(
+            input_dim,
+            dnn_hidden_units,
+            dnn_activation,
+            l2_reg_dnn,
+            dnn_dropout,
+            False,
+            init_std,
+            seed=seed,
+            device=device,
+        )
+        self.dnn_linear = nn.Linear(width, 1, bias=False)
         self.to(device)
 
     def compute_logits(self, batch: dict[str, Tensor]) -> Tensor:

@@ -7,7 +7,6 @@ from torch import Tensor, nn
 from recstack.features.columns import Feature
 from recstack.models.base import BaseModel
 from recstack.nn.cin import CIN
-from recstack.nn.core import DNN
 
 
 class xDeepFM(BaseModel):  # noqa: N801 - DeepCTR-Torch's class name
@@ -72,22 +71,18 @@ class xDeepFM(BaseModel):  # noqa: N801 - DeepCTR-Torch's class name
             self.cin = nn.Identity()
             self.cin_linear = nn.Identity()
         self.use_dnn = len(dnn_hidden_units) > 0 and len(self.dnn_feature_columns) > 0
-        if self.use_dnn:
-            self.dnn: nn.Module = DNN(
-                self.dnn_input_dim(),
-                dnn_hidden_units,
-                dnn_activation,
-                l2_reg_dnn,
-                dnn_dropout,
-                dnn_use_bn,
-                init_std,
-                seed=seed,
-                device=device,
-            )
-            self.dnn_linear: nn.Module = nn.Linear(dnn_hidden_units[-1], 1, bias=False)
-        else:
-            self.dnn = nn.Identity()
-            self.dnn_linear = nn.Identity()
+        self.dnn, width = self.build_dnn(
+            self.dnn_input_dim(),
+            dnn_hidden_units if self.use_dnn else (),
+            dnn_activation,
+            l2_reg_dnn,
+            dnn_dropout,
+            dnn_use_bn,
+            init_std,
+            seed=seed,
+            device=device,
+        )
+        self.dnn_linear: nn.Module = nn.Linear(width, 1, bias=False) if self.use_dnn else nn.Identity()
         self.to(device)
 
     def compute_logits(self, batch: dict[str, Tensor]) -> Tensor:
