@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv (once) and installs recstack with its test tools into it.
+# Creates .venv (once) and installs recstack with its test tools and ANN backends into it.
+# (hnswlib has no wheel for every Python and then compiles from source: ~35 s, needs g++.)
 # Re-running is cheap: pip is skipped while pyproject.toml is unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # The CPU build of torch first, so nothing later pulls a CUDA build.
   .venv/bin/python -m pip install -q "torch==2.13.0" numpy
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  .venv/bin/python -m pip install -q -e ".[dev,index]"
   echo "$want" > "$stamp"
 fi

@@ -21,3 +21,19 @@ class FormatVersionError(RecstackError, ValueError):
 
 class NotFittedError(RecstackError, ValueError):
     """A transform was asked of something that has not been fitted yet."""
+
+
+class MissingDependencyError(RecstackError, ImportError):
+    """An optional package a feature needs is not installed; the message says which extra installs it."""
+
+
+def require(module: str, extra: str, feature: str) -> object:
+    """Import ``module`` or raise `MissingDependencyError` naming the ``pip install recstack[extra]`` that fixes it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{feature} needs the {module!r} package, which is not installed: pip install 'recstack[{extra}]'"
+        ) from exc

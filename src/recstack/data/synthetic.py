@@ -828,7 +828,7 @@ def make_short_video_dataset(
     data["longitude"] = u_lon[r_user]
     data["e_watch_duration"] = e_watch
     data["p_watch"] = p_watch
-    frame = pd.DataFrame(data, copy=False)
+    frame = pd.DataFrame(data)  # consolidated: callers can add columns without a fragmentation warning
     if list(frame.columns) != list(RAW_DTYPES):  # pragma: no cover - guards the schema transcription
         raise SchemaError("synthetic short-video columns do not match short_video_schema.RAW_DTYPES")
     return frame

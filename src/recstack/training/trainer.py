@@ -3,7 +3,8 @@
 A model plugs in through the seed-002 hooks:
 
 * ``training_step(batch) -> Tensor | dict`` (required): the loss, or a dict with ``loss`` and optionally
-  ``pred`` / ``target`` (detached, for epoch metrics);
+  ``pred`` / ``target`` (detached, for epoch metrics) and ``logs`` (a dict of per-batch scalar metrics, e.g.
+  in-batch hit rates, averaged over the epoch weighted by batch rows);
 * ``validation_step(batch) -> dict`` (optional, defaults to ``training_step`` without gradients);
 * ``configure_optimizers() -> Optimizer`` (used when no optimizer is passed);
 * ``configure_lr_scheduler(optimizer) -> scheduler | None`` (stepped once per epoch).
@@ -146,6 +147,7 @@ class Trainer:
         total_loss, total_rows = 0.0, 0
         preds: list[Tensor] = []
         targets: list[Tensor] = []
+        extra: dict[str, float] = {}
         total = len(data) if hasattr(data, "__len__") else None  # type: ignore[arg-type]
         bar = tqdm(data, total=total, desc=f"Epoch {epoch + 1}/{epochs}", disable=self.verbose != 1, leave=False)
         scaler = torch.amp.GradScaler("cuda") if self.amp else None
@@ -173,6 +175,7 @@ class Trainer:
                 opt.step()
             total_loss += float(loss.detach()) * rows / max(_loss_rows(out, rows), 1)
             total_rows += rows
+            _add_logs(extra, out, rows)
             if pred is not None and target is not None:
                 preds.append(pred.detach().float().reshape(rows, -1).cpu())
                 targets.append(target.detach().float().reshape(rows, -1).cpu())
@@ -181,6 +184,7 @@ class Trainer:
             for cb in callbacks:
                 cb.on_batch_end(step, {"loss": float(loss.detach())})
         logs = {"loss": total_loss / max(total_rows, 1)}
+        logs.update({k: v / max(total_rows, 1) for k, v in extra.items()})
         logs.update(self._metric_logs(preds, targets))
         return logs
 
@@ -192,16 +196,19 @@ class Trainer:
         total_loss, total_rows = 0.0, 0
         preds: list[Tensor] = []
         targets: list[Tensor] = []
+        extra: dict[str, float] = {}
         for batch in data:
             batch = self._to_device(batch)
             out = step_fn(batch)
             loss, pred, target, rows = _unpack(out, batch)
             total_loss += float(loss) * rows / max(_loss_rows(out, rows), 1)
             total_rows += rows
+            _add_logs(extra, out, rows)
             if pred is not None and target is not None:
                 preds.append(pred.float().reshape(rows, -1).cpu())
                 targets.append(target.float().reshape(rows, -1).cpu())
         logs = {"loss": total_loss / max(total_rows, 1)}
+        logs.update({k: v / max(total_rows, 1) for k, v in extra.items()})
         logs.update(self._metric_logs(preds, targets))
         return logs
 
@@ -236,11 +243,20 @@ class Trainer:
 
 def _unpack(out: Any, batch: Batch) -> tuple[Tensor, Tensor | None, Tensor | None, int]:  # noqa: ANN401
     rows = len(next(iter(batch.values())))
+    if isinstance(out, dict) and "rows" in out:
+        rows = int(out["rows"])  # the step used a subset of the batch (e.g. only its positives)
     if isinstance(out, Tensor):
         return out, None, None, rows
     if not isinstance(out, dict) or "loss" not in out:
         raise TypeError("training_step / validation_step must return a loss tensor or a dict with 'loss'")
     return out["loss"], out.get("pred"), out.get("target"), rows
+
+
+def _add_logs(acc: dict[str, float], out: Any, rows: int) -> None:  # noqa: ANN401
+    """Accumulate a step's ``logs`` (per-batch means) weighted by its rows."""
+    if isinstance(out, dict) and out.get("logs"):
+        for k, v in out["logs"].items():
+            acc[k] = acc.get(k, 0.0) + float(v) * rows
 
 
 def _loss_rows(out: Any, rows: int) -> int:  # noqa: ANN401

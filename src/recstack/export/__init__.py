@@ -1,0 +1,18 @@
+"""Export: TorchScript towers that run seed-000 batches, item embeddings in Parquet."""
+
+from recstack.export.embeddings import export_item_embeddings, read_item_embeddings, write_embeddings
+from recstack.export.inputs import ServingInputs
+from recstack.export.serving import serving_batch
+from recstack.export.towers import ExportedTower, export_item_tower, export_user_tower, read_tower_metadata
+
+__all__ = [
+    "export_user_tower",
+    "export_item_tower",
+    "export_item_embeddings",
+    "read_item_embeddings",
+    "write_embeddings",
+    "read_tower_metadata",
+    "serving_batch",
+    "ServingInputs",
+    "ExportedTower",
+]
