@@ -98,17 +98,19 @@ class FusedTable(nn.Module):
         ids = torch.where(hashed, torch.remainder(ids, sizes), ids)
         return ids + offsets
 
-    def _gather(self, index: Tensor) -> Tensor:
+    def _rows(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        """(table, local index): the fused weight and ``index`` itself, or, in row-sparse training, a small
+        leaf holding only the touched rows and ``index`` renumbered into it (one leaf per forward)."""
         if not torch.jit.is_scripting() and self.training and self.row_sparse and torch.is_grad_enabled():
             return self._gather_rows(index)
-        return F.embedding(index, self.weight)
+        return self.weight, index
 
     @torch.jit.unused
-    def _gather_rows(self, index: Tensor) -> Tensor:
+    def _gather_rows(self, index: Tensor) -> tuple[Tensor, Tensor]:
         uniq, inverse = torch.unique(index, return_inverse=True)
         rows = self.weight.detach().index_select(0, uniq).requires_grad_()
         self._pending.append((uniq, rows))
-        return F.embedding(inverse, rows)
+        return rows, inverse
 
     def take_pending(self) -> list[tuple[Tensor, Tensor]]:
         """The (row ids, gathered rows) of the training forwards since the last call."""
@@ -132,21 +134,22 @@ class FusedTable(nn.Module):
             seqs.append(ids)
             batch_size = ids.shape[0]
             parts.append(idx.reshape(-1))
-        emb = self._gather(torch.cat(parts))
+        table, local = self._rows(torch.cat(parts))
         out: list[Tensor] = []
         start = 0
         if fixed is not None:
             n = fixed.numel()
-            out.append(emb[start : start + n].reshape(batch_size, -1, self.dim))
+            out.append(F.embedding(local[start : start + n].reshape(batch_size, -1), table))
             start += n
         for i, ids in enumerate(seqs):
             n = ids.numel()
-            values = emb[start : start + n].reshape(ids.shape[0], ids.shape[1], self.dim)
+            loc = local[start : start + n].reshape(ids.shape)
             start += n
-            out.append(self._pool(i, ids, values, batch).unsqueeze(1))
+            out.append(self._pool(i, ids, loc, table, batch).unsqueeze(1))
         return torch.cat(out, 1)
 
-    def _pool(self, i: int, ids: Tensor, values: Tensor, batch: dict[str, Tensor]) -> Tensor:
+    def _pool(self, i: int, ids: Tensor, loc: Tensor, table: Tensor, batch: dict[str, Tensor]) -> Tensor:
+        """Sequence ``i`` pooled to ``[B, dim]``; sum and mean run as one weighted embedding bag (no [B, L, dim])."""
         maxlen = ids.shape[1]
         key = self.seq_length_keys[i]
         if key in batch:
@@ -154,23 +157,22 @@ class FusedTable(nn.Module):
             mask = torch.arange(maxlen, device=ids.device).unsqueeze(0) < lengths
         else:
             mask = ids != 0
-        weight = mask.to(values.dtype)
+        weight = mask.to(table.dtype)
         wkey = self.seq_weight_keys[i]
         if wkey != "" and wkey in batch:
-            w = batch[wkey].to(values.dtype)
+            w = batch[wkey].to(table.dtype)
             if self.seq_weight_norm[i]:
                 w = torch.softmax(w.masked_fill(~mask, -1e9), dim=1) * weight
             weight = weight * w
         combiner = self.seq_combiners[i]
         if combiner == "max":
+            values = F.embedding(loc, table)
             masked = values.masked_fill(~mask.unsqueeze(2), float("-inf"))
             pooled = masked.max(dim=1).values
             return torch.where(mask.any(1, keepdim=True), pooled, torch.zeros_like(pooled))
-        summed = (values * weight.unsqueeze(2)).sum(1)
-        if combiner == "sum":
-            return summed
-        count = mask.sum(1, keepdim=True).clamp(min=1).to(values.dtype)
-        return summed / count
+        if combiner != "sum":
+            weight = weight / mask.sum(1, keepdim=True).clamp(min=1).to(table.dtype)
+        return F.embedding_bag(loc, table, mode="sum", per_sample_weights=weight)
 
 
 class EmbeddingCollection(nn.Module):
