@@ -400,3 +400,14 @@ def test_ctr_feature_crosses_beat_logistic_regression(clicks, one_torch_thread):
     fm_auc = _train_auc(8, ids_t, dense_t, y, 200_000)
     assert lr_auc > 0.62, lr_auc  # the first-order and dense effects are learnable too
     assert fm_auc - lr_auc > 0.045, (lr_auc, fm_auc)
+
+
+def test_cover_items_gives_every_item_a_play():
+    from recstack.data import make_short_video_dataset
+    from recstack.errors import SchemaError
+
+    df = make_short_video_dataset(n_users=50, n_items=300, n_rows=1000, seed=3, cover_items=True)
+    assert df["item_id"].nunique() == 300
+    assert make_short_video_dataset(n_users=50, n_items=300, n_rows=1000, seed=3)["item_id"].nunique() < 300
+    with pytest.raises(SchemaError, match="cover_items needs n_rows >= n_items"):
+        make_short_video_dataset(n_users=5, n_items=300, n_rows=100, cover_items=True)

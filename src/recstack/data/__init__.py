@@ -1,9 +1,14 @@
 """Datasets, loaders and synthetic data generators."""
 
 from recstack.data.datasets import DataFrameDataset, IterableDataFrameDataset, to_tensors
+from recstack.data.implicit import CSR, ImplicitSplit, load_ml1m_lcfn, read_user_item_lists
 from recstack.data.synthetic import make_ctr_dataset, make_short_video_dataset, short_video_label
 
 __all__ = [
+    "CSR",
+    "ImplicitSplit",
+    "load_ml1m_lcfn",
+    "read_user_item_lists",
     "DataFrameDataset",
     "IterableDataFrameDataset",
     "make_ctr_dataset",

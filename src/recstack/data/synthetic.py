@@ -631,6 +631,7 @@ def make_short_video_dataset(
     seed: int = 0,
     *,
     null_rate: float = NULL_RATE,
+    cover_items: bool = False,
 ) -> pd.DataFrame:
     """Synthetic play events of a short-video app, with every raw column of the production two-tower spec.
 
@@ -669,11 +670,16 @@ def make_short_video_dataset(
     Latitude / longitude use the spec's null convention directly: -1.0 for the ``UNKNOWN_LOCATION_RATE`` of
     users whose location is unknown, otherwise coordinates near an Indian city of their language.
 
+    ``cover_items=True`` gives every item at least one play (a whole catalogue to embed and index): ``n_items``
+    rows chosen at random get one item each, in random order (needs ``n_rows >= n_items``).
+
     Raises ``ValueError`` for non-positive sizes or a ``null_rate`` outside [0, 1).
     """
     n_users = _check_size("n_users", n_users)
     n_items = _check_size("n_items", n_items)
     n_rows = _check_size("n_rows", n_rows)
+    if cover_items and n_rows < n_items:
+        raise SchemaError(f"cover_items needs n_rows >= n_items, got {n_rows:,} rows for {n_items:,} items")
     null_rate = _check_rate("null_rate", null_rate)
     rng = np.random.default_rng(seed)
     n_langs = len(LANGUAGES)
@@ -773,6 +779,8 @@ def make_short_video_dataset(
     )
     in_cluster = np.where(own_lang & (in_lang >= 0), in_lang, in_cluster)
     r_item = np.where(own_cluster & (in_cluster >= 0), in_cluster, r_item)
+    if cover_items:
+        r_item[rng.choice(n_rows, n_items, replace=False)] = rng.permutation(n_items)
     r_creator = i_creator[r_item]
 
     # Watch outcome.

@@ -64,12 +64,20 @@ def write_embeddings(ids: np.ndarray, vectors: np.ndarray, path: str | os.PathLi
     os.close(fd)
     try:
         pq.write_table(table, tmp)
+        readable_by_all(tmp)
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return target
+
+
+def readable_by_all(path: str | os.PathLike, directory: bool = False) -> None:
+    """Give a temp file (mkstemp makes 0600) the permissions a plain ``open`` would have under the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~mask)
 
 
 def read_item_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

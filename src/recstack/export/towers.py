@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from recstack import __version__
 from recstack.errors import SchemaError
+from recstack.export.embeddings import readable_by_all
 from recstack.export.inputs import ServingInputs
 from recstack.features.pipeline import FeaturePipeline
 from recstack.models.retrieval.tower import Tower
@@ -84,6 +85,7 @@ def _export(
     os.close(fd)
     try:
         torch.jit.save(scripted, tmp, _extra_files={EXTRA_FILE: json.dumps(meta)})
+        readable_by_all(tmp)
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):

@@ -345,6 +345,9 @@ class FeaturePipeline:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; the saved pipeline is as readable as a plain mkdir
         try:
             arrays: dict[str, np.ndarray] = {}
             vocabs = {}

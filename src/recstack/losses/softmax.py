@@ -63,8 +63,8 @@ def sampled_softmax_loss(
 def in_batch_hit_rates(scores: Tensor, ks: Sequence[int]) -> dict[str, float]:
     """Share of rows whose own item (the diagonal) ranks in the top k of its row: ``hit_rate_at_{k}``.
 
-    Ties count against the positive only when strictly greater, as with a stable top-k.
+    Ties count against the positive (a model that scores everything alike gets no credit).
     """
     pos = scores.diagonal().unsqueeze(1)
-    rank = (scores > pos).sum(1)
+    rank = (scores >= pos).sum(1) - 1
     return {f"hit_rate_at_{k}": float((rank < k).float().mean()) for k in ks}

@@ -54,7 +54,8 @@ def _mode_better(mode: str, monitor: str) -> Callable[[float, float], bool]:
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
     if mode == "auto":
-        mode = "max" if any(k in monitor for k in ("auc", "acc")) else "min"
+        higher_is_better = ("auc", "acc", "recall", "ndcg", "hit_rate", "precision", "map", "mrr")
+        mode = "max" if any(k in monitor for k in higher_is_better) else "min"
     return (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
 
 

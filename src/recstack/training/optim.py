@@ -66,7 +66,9 @@ class RowSparseOptimizer(torch.optim.Optimizer):
                 ids = torch.cat([p[0] for p in pending])
                 grad = torch.cat([p[1].grad for p in pending])
                 ids, inverse = torch.unique(ids, return_inverse=True)
-                grad = torch.zeros(len(ids), grad.shape[1], dtype=grad.dtype).index_add_(0, inverse, grad)
+                grad = torch.zeros(len(ids), grad.shape[1], dtype=grad.dtype, device=grad.device).index_add_(
+                    0, inverse, grad
+                )
                 rows = weight.index_select(0, ids)
             if wd:
                 grad = grad.add(rows, alpha=wd)
@@ -76,7 +78,8 @@ class RowSparseOptimizer(torch.optim.Optimizer):
                 beta1, beta2 = group["betas"]
                 if not state:
                     state["step"] = 0
-                    state["moments"] = torch.zeros(weight.shape[0], 2 * dim, dtype=weight.dtype)  # [m | v]
+                    # [m | v] side by side: one gather and one scatter per step
+                    state["moments"] = torch.zeros(weight.shape[0], 2 * dim, dtype=weight.dtype, device=weight.device)
                 state["step"] += 1
                 mv = state["moments"].index_select(0, ids)
                 m, v = mv[:, :dim], mv[:, dim:]

@@ -1,0 +1,213 @@
+"""Seed 000's V1 two-tower retrieval, end to end, on the synthetic short-video log.
+
+    python examples/short_video_v1.py --rows 300000 --out /tmp/v1
+
+1. generate play events and label them as seed 000 does (watch fraction > 0.85 or watch time > 60 s);
+2. fit the feature pipeline on the first 90% (by time), encode train and validation;
+3. train the two-tower model (in-batch softmax with logQ correction + mixed negatives) and print
+   seed 000's metric block (loss and in-batch hit_rate_at_{1,5,20,100,200}, train and val);
+4. full-corpus Recall@K / NDCG@K on the validation positives, exact and through the index;
+5. export: DIR/pipeline/, DIR/user_tower.pt (TorchScript), DIR/item_embeddings.parquet, DIR/index/;
+6. a fresh Python process loads user_tower.pt with plain torch and runs the seed's example batch
+   (../shared/data/seed000/example_batch.txt when present, else a batch of the same form) -> [2, 48];
+7. query the index with those two vectors, and ask the Retriever for raw users' top items minus seen ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recstack.data import make_short_video_dataset
+from recstack.data import short_video_schema as schema
+from recstack.data.implicit import CSR
+from recstack.data.synthetic import short_video_label
+from recstack.evaluation import evaluate_full_ranking
+from recstack.export import export_item_embeddings, export_user_tower, read_item_embeddings, serving_batch
+from recstack.features import DenseFeat, FeaturePipeline, SparseFeat, hash_values
+from recstack.index import available_backends, build_index, load_index
+from recstack.models import TwoTowerModel
+from recstack.serve import Retriever
+
+SEED_BATCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed000" / "example_batch.txt"
+ENTITY_IDS = ("client_id", "item_id", "creator_id")
+
+
+def v1_features(hash_buckets: int, dim: int) -> list:
+    """Seed-000 V1 features: entity ids through vocabularies, other categoricals hashed, numbers standardized."""
+    cols: list = []
+    for name in schema.USER_CATEGORICAL + schema.ITEM_CATEGORICAL:
+        if name in ENTITY_IDS:
+            cols.append(SparseFeat(name, embedding_dim=dim, min_freq=1))
+        else:
+            cols.append(SparseFeat(name, hash_buckets, embedding_dim=dim, use_hash=True))
+    cols += [DenseFeat(n, normalization="standard") for n in schema.USER_NUMERIC + schema.ITEM_NUMERIC]
+    cols += [DenseFeat(n) for n in schema.LOCATION]  # raw degrees, -1.0 for unknown (seed 000)
+    return cols
+
+
+def tower_columns(pipe: FeaturePipeline) -> tuple[list, list]:
+    fc = {f.name: f for f in pipe.feature_columns}
+    user = [fc[n] for n in schema.USER_CATEGORICAL + tuple(n.lower() for n in schema.USER_NUMERIC) + schema.LOCATION]
+    item = [fc[n] for n in schema.ITEM_CATEGORICAL + tuple(n.lower() for n in schema.ITEM_NUMERIC)]
+    return user, item
+
+
+def seed_block(history: dict[str, list[float]]) -> str:
+    """The metric block in seed 000's form: val first, then train, last epoch."""
+    keys = ["loss"] + [f"hit_rate_at_{k}" for k in (1, 5, 20, 100, 200)]
+    block = {f"val_{k}": history[f"val_{k}"][-1] for k in keys if f"val_{k}" in history}
+    block.update({f"train_{k}": history[k][-1] for k in keys if k in history})
+    return repr(block)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--rows", type=int, default=300_000, help="play events to generate (default 300,000)")
+    p.add_argument("--users", type=int, default=None, help="default rows / 40")
+    p.add_argument("--items", type=int, default=None, help="default rows / 15")
+    p.add_argument("--out", default=None, help="output directory (default: a new temporary one)")
+    p.add_argument("--epochs", type=int, default=3, help="seed 000 trains 3 epochs")
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--negatives", type=int, default=512, help="extra uniform negatives per batch (mixed sampling)")
+    p.add_argument("--dim", type=int, default=48, help="embedding size of the towers' output (seed 000: 48)")
+    p.add_argument("--backend", default=None, help="index backend (default: scann if installed, else exact)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cover-items", action="store_true", help="every generated item gets at least one play "
+                   "(embed and index the whole catalogue)")
+    p.add_argument("--user-vectors", default=None, help="also save the validation users' vectors here (.npy), "
+                   "e.g. as ANN benchmark queries")
+    p.add_argument("--verbose", type=int, default=1)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="recstack-v1-"))
+    out.mkdir(parents=True, exist_ok=True)
+    users = args.users or max(200, args.rows // 40)
+    items = args.items or max(500, args.rows // 15)
+    report: dict = {"rows": args.rows, "users": users, "items": items}
+
+    # 1. data and labels
+    t0 = time.perf_counter()
+    df = make_short_video_dataset(
+        n_users=users, n_items=items, n_rows=args.rows, seed=args.seed, cover_items=args.cover_items
+    )
+    df["label"] = short_video_label(df)
+    cut = int(len(df) * 0.9)  # rows are sorted by play_timestamp: validation is the most recent 10%
+    train_df, val_df = df.iloc[:cut], df.iloc[cut:]
+    print(f"[1/7] {len(df):,} plays, {users:,} users, {items:,} items; positives {df['label'].mean():.1%} "
+          f"({time.perf_counter() - t0:.1f}s)")
+
+    # 2. features
+    t0 = time.perf_counter()
+    pipe = FeaturePipeline(v1_features(hash_buckets=10_000, dim=16), label_columns="label").fit(train_df)
+    train, val = pipe.transform(train_df), pipe.transform(val_df)
+    user_cols, item_cols = tower_columns(pipe)
+    print(f"[2/7] pipeline: {len(user_cols)} user-tower and {len(item_cols)} item-tower features "
+          f"({time.perf_counter() - t0:.1f}s)")
+
+    # 3. train
+    all_items = df.drop_duplicates("item_id", keep="last").reset_index(drop=True)
+    item_batch = pipe.transform(all_items)
+    model = TwoTowerModel(
+        user_cols, item_cols, embedding_dim=args.dim, tower_hidden_units=(256, 128),
+        logq="counts", num_negatives=args.negatives, negative_sampling="uniform", seed=args.seed,
+    )
+    model.set_item_frequencies(model.item_counts(train["item_id"][train["label"] > 0.5]))
+    model.set_item_corpus(item_batch)
+    t0 = time.perf_counter()
+    hist = model.fit(train, epochs=args.epochs, batch_size=args.batch_size, validation_data=val, lr=args.lr,
+                     verbose=args.verbose)
+    train_s = time.perf_counter() - t0
+    positives = int((train["label"] > 0.5).sum())
+    print(f"[3/7] trained {args.epochs} epochs on {positives:,} positive plays in {train_s:.1f}s "
+          f"({positives * args.epochs / train_s:,.0f} pairs/s). Seed-000 metric block (in batch of {args.batch_size}):")
+    print("      " + seed_block(hist.history))
+    report.update(train_seconds=train_s, history=hist.history)
+
+    # 4. full-corpus metrics on validation positives (training positives excluded from the candidates)
+    item_vectors = model.embed("item", item_batch)
+    item_row = pd.Index(all_items["item_id"])
+    val_pos = val_df[val_df["label"] > 0.5]
+    user_codes, user_keys = pd.factorize(val_pos["client_id"])
+    first = val_pos.drop_duplicates("client_id")
+    user_vectors = model.embed("user", pipe.transform(first))
+    if args.user_vectors:
+        np.save(args.user_vectors, user_vectors)
+    truth = CSR.from_pairs(user_codes, item_row.get_indexer(val_pos["item_id"]), len(user_keys))
+    tr_pos = train_df[(train_df["label"] > 0.5) & train_df["client_id"].isin(user_keys)]
+    seen = CSR.from_pairs(pd.Index(user_keys).get_indexer(tr_pos["client_id"]), item_row.get_indexer(tr_pos["item_id"]),
+               len(user_keys))
+    backend = args.backend or ("scann" if "scann" in available_backends() else "exact")
+    eval_index = build_index(item_vectors, metric="ip", backend=backend)
+    exact = evaluate_full_ranking(user_vectors, item_vectors, truth, exclude=seen, ks=(20, 100))
+    approx = evaluate_full_ranking(user_vectors, None, truth, exclude=seen, ks=(20, 100), index=eval_index)
+    print(f"[4/7] full corpus ({len(all_items):,} items, {len(user_keys):,} validation users):")
+    for k in (20, 100):
+        print(f"      Recall@{k} {exact[f'recall@{k}']:.4f} exact, {approx[f'recall@{k}']:.4f} via {backend}; "
+              f"NDCG@{k} {exact[f'ndcg@{k}']:.4f} exact, {approx[f'ndcg@{k}']:.4f} via {backend}")
+    report.update(full_corpus_exact=exact, full_corpus_index=approx, backend=backend)
+
+    # 5. export
+    t0 = time.perf_counter()
+    pipe.save(out / "pipeline")
+    export_user_tower(model, pipe, out / "user_tower.pt")
+    hashed_ids = hash_values(all_items["item_id"], "item_id")  # production int64 ids, as in the seed's batch
+    export_item_embeddings(model, item_batch, out / "item_embeddings.parquet", item_ids=hashed_ids)
+    ids, vectors = read_item_embeddings(out / "item_embeddings.parquet")
+    build_index(vectors, ids, metric="ip", backend=backend).save(out / "index")
+    print(f"[5/7] wrote {out}/pipeline, user_tower.pt, item_embeddings.parquet ({len(ids):,} x {vectors.shape[1]}) "
+          f"and index/ ({backend}) in {time.perf_counter() - t0:.1f}s")
+
+    # 6. a fresh process with nothing but torch runs the seed's example batch
+    batch_file = SEED_BATCH
+    if not batch_file.exists():
+        batch_file = out / "example_batch.txt"
+        sample = serving_batch(val_df.head(2), pipe)
+        batch_file.write_text("{" + ", ".join(f"{k!r}: torch.tensor({v.tolist()!r}, dtype={v.dtype})"
+                                              for k, v in sample.items()) + "}")
+    code = (
+        "import sys, numpy, torch\n"
+        "tower = torch.jit.load(sys.argv[1])\n"
+        "batch = eval(open(sys.argv[2]).read(), {'tensor': torch.tensor, 'torch': torch})\n"
+        "emb = tower(batch)\n"
+        "numpy.save(sys.argv[3], emb.detach().numpy())\n"
+        "print(tuple(emb.shape), emb.dtype)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code, str(out / "user_tower.pt"), str(batch_file),
+                          str(out / "seed_batch_embeddings.npy")], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise SystemExit(f"the exported user tower failed in a fresh process:\n{res.stderr}")
+    print(f"[6/7] fresh process: torch.jit.load(user_tower.pt)(seed example batch) -> {res.stdout.strip()}")
+
+    # 7. query the index; the Retriever from raw user rows, minus what they already watched
+    seed_vectors = np.load(out / "seed_batch_embeddings.npy")
+    index = load_index(out / "index")
+    scores, top = index.search(seed_vectors, 5)
+    print(f"[7/7] index top-5 for the seed's two users: {top.tolist()}")
+    retriever = Retriever.from_dir(out)
+    raw_users = first.head(3)
+    watched = [hash_values(train_df.loc[train_df["client_id"] == u, "item_id"], "item_id")
+               for u in raw_users["client_id"]]
+    scores, top = retriever.recommend(raw_users, k=5, exclude=watched)
+    for user, row in zip(raw_users["client_id"], top):
+        print(f"      Retriever: {user} -> {row.tolist()}")
+    report["seed_batch_shape"] = list(seed_vectors.shape)
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Full-ranking evaluation of retrieval models: every item is scored for every user, known items masked.
+
+Conventions (those of the LCFN / LightGCN / UltraGCN evaluation code, so numbers compare with their papers),
+for a user with ground-truth set G (|G| >= 1; users with none are left out of every average) and the
+top-K list L (excluded items never enter L):
+
+* ``recall@K``    = |L ∩ G| / |G|   (not divided by min(K, |G|));
+* ``precision@K`` = |L ∩ G| / K;
+* ``hit_rate@K``  = 1 if |L ∩ G| > 0 else 0;
+* ``ndcg@K``      = DCG / IDCG with binary gains: DCG = sum over ranks r (0-based) of L holding a G item of
+  1 / log2(r + 2); IDCG is the same sum over the first min(K, |G|) ranks.
+
+Each metric is the mean over users. Per-user id lists (ground truth, exclusions) are CSR-like objects with
+``indptr`` and ``indices`` (`recstack.data.implicit.CSR`, or a SciPy ``csr_matrix``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from recstack.errors import SchemaError
+from recstack.training.callbacks import Callback
+
+MAX_CHUNK_SCORES = 1 << 26  # a chunk's [users, items] score matrix stays under this many entries (256 MB)
+
+
+def _csr_arrays(csr: Any, name: str) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN401
+    if not hasattr(csr, "indptr") or not hasattr(csr, "indices"):
+        raise SchemaError(f"{name}: expected a CSR of per-user item ids (indptr, indices), got {type(csr).__name__}")
+    indptr = np.asarray(csr.indptr, dtype=np.int64)
+    indices = np.asarray(csr.indices, dtype=np.int64)
+    if indptr.ndim != 1 or len(indptr) < 1 or indptr[0] != 0 or indptr[-1] != len(indices):
+        raise SchemaError(f"{name}: malformed CSR (indptr must start at 0 and end at len(indices))")
+    return indptr, indices
+
+
+def _row_entries(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position of the row in ``rows``, id) for every id of the given rows."""
+    start = indptr[rows]
+    lengths = indptr[rows + 1] - start
+    local = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
+    offsets = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return local, indices[np.repeat(start, lengths) + offsets]
+
+
+def _as_matrix(x: Any, name: str) -> Tensor:  # noqa: ANN401
+    t = x.detach() if isinstance(x, Tensor) else torch.from_numpy(np.asarray(x))
+    if t.dim() != 2:
+        raise SchemaError(f"{name}: expected a 2-D [rows, dim] matrix, got shape {list(t.shape)}")
+    return t.to(device="cpu", dtype=torch.float32)
+
+
+def evaluate_full_ranking(
+    user_vectors: Any,  # noqa: ANN401
+    item_vectors: Any,  # noqa: ANN401
+    ground_truth: Any,  # noqa: ANN401
+    exclude: Any = None,  # noqa: ANN401
+    ks: Sequence[int] = (20,),
+    batch_size: int = 1024,
+    index: Any = None,  # noqa: ANN401
+    user_ids: Any = None,  # noqa: ANN401
+) -> dict[str, float]:
+    """``recall@k``, ``ndcg@k``, ``hit_rate@k`` and ``precision@k`` for each k in ``ks`` (see the module docstring).
+
+    Row ``j`` of ``user_vectors`` is user ``user_ids[j]`` (default: user ``j``); that user's relevant items are
+    row ``user_ids[j]`` of ``ground_truth`` and the items never to recommend (e.g. training items) row
+    ``user_ids[j]`` of ``exclude``. Scores are ``user_vectors @ item_vectors.T``, computed ``batch_size`` users at
+    a time (fewer when there are very many items). With ``index`` (any object with ``search(queries, k) ->
+    (scores, ids)`` taking a float32 NumPy ``[B, dim]`` array, ids being item rows, -1 for none), the top
+    lists come from the index instead: it is asked for k plus the batch's largest exclusion count, excluded
+    ids are dropped and the first k kept. ``item_vectors`` may then be None.
+    """
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1:
+        raise SchemaError(f"ks: expected positive cut-offs, got {ks}")
+    if batch_size < 1:
+        raise SchemaError(f"batch_size must be >= 1, got {batch_size}")
+    users = _as_matrix(user_vectors, "user_vectors")
+    items = None if item_vectors is None and index is not None else _as_matrix(item_vectors, "item_vectors")
+    if items is not None and items.shape[1] != users.shape[1]:
+        raise SchemaError(f"user_vectors have dim {users.shape[1]} but item_vectors have dim {items.shape[1]}")
+    gt_ptr, gt_idx = _csr_arrays(ground_truth, "ground_truth")
+    ex_ptr, ex_idx = _csr_arrays(exclude, "exclude") if exclude is not None else (None, None)
+    ids = np.arange(len(users), dtype=np.int64) if user_ids is None else np.asarray(user_ids, dtype=np.int64)
+    if ids.shape != (len(users),):
+        raise SchemaError(f"user_ids: expected {len(users)} ids (one per row of user_vectors), got shape {ids.shape}")
+    n_rows = len(gt_ptr) - 1 if ex_ptr is None else min(len(gt_ptr), len(ex_ptr)) - 1
+    if len(ids) and (ids.min() < 0 or ids.max() >= n_rows):
+        raise SchemaError(f"user_ids must lie in [0, {n_rows}) (rows of ground_truth/exclude), found {ids.max()}")
+    if items is not None:
+        n_items = items.shape[0]
+    else:
+        known = [int(idx.max()) + 1 for idx in (gt_idx, ex_idx) if idx is not None and len(idx)]
+        size = getattr(index, "ntotal", None)
+        if size is None and hasattr(index, "__len__"):
+            size = len(index)
+        n_items = max(known + [int(size or 0)])
+    for name, idx in (("ground_truth", gt_idx), ("exclude", ex_idx)):
+        if idx is not None and len(idx) and (idx.min() < 0 or idx.max() >= n_items):
+            raise SchemaError(f"{name}: item ids must lie in [0, {n_items}), found {idx.min()}..{idx.max()}")
+
+    gt_len = gt_ptr[ids + 1] - gt_ptr[ids]
+    keep = np.flatnonzero(gt_len > 0)
+    kmax = ks[-1]
+    discounts = 1.0 / torch.log2(torch.arange(kmax, dtype=torch.float64) + 2.0)
+    ideal = torch.cumsum(discounts, 0)
+    sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg", "hit_rate", "precision")}
+    step = max(1, min(batch_size, MAX_CHUNK_SCORES // max(n_items, 1)))
+    for start in range(0, len(keep), step):
+        pos = keep[start : start + step]
+        rows = ids[pos]
+        queries = users[torch.from_numpy(pos)]
+        ex_mask = None
+        if ex_ptr is not None:
+            ex_mask = torch.zeros(len(rows), n_items, dtype=torch.bool)
+            r, c = _row_entries(ex_ptr, ex_idx, rows)
+            ex_mask[torch.from_numpy(r), torch.from_numpy(c)] = True
+        if index is None:
+            top = _exact_top(queries, items, ex_mask, kmax)
+        else:
+            n_ex = int((ex_ptr[rows + 1] - ex_ptr[rows]).max()) if ex_ptr is not None else 0
+            top = _index_top(index, queries, ex_mask, kmax, min(kmax + n_ex, n_items), n_items)
+        gt_mask = torch.zeros(len(rows), n_items + 1, dtype=torch.bool)  # last column: "no item" (-1)
+        r, c = _row_entries(gt_ptr, gt_idx, rows)
+        gt_mask[torch.from_numpy(r), torch.from_numpy(c)] = True
+        hits = gt_mask.gather(1, torch.where(top < 0, n_items, top)).to(torch.float64)
+        n_gt = torch.from_numpy(gt_len[pos]).to(torch.float64)
+        for k in ks:
+            n_hit = hits[:, :k].sum(1)
+            dcg = hits[:, :k] @ discounts[:k]
+            idcg = ideal[torch.clamp(n_gt, max=k).long() - 1]
+            sums[f"recall@{k}"] += float((n_hit / n_gt).sum())
+            sums[f"precision@{k}"] += float(n_hit.sum()) / k
+            sums[f"hit_rate@{k}"] += float((n_hit > 0).sum())
+            sums[f"ndcg@{k}"] += float((dcg / idcg).sum())
+    n = max(len(keep), 1)
+    return {key: value / n for key, value in sums.items()}
+
+
+def _exact_top(queries: Tensor, items: Tensor, ex_mask: Tensor | None, k: int) -> Tensor:
+    """``[B, k]`` item ids of the highest scores (-1 where fewer than k items are left)."""
+    scores = queries @ items.T
+    if ex_mask is not None:
+        scores.masked_fill_(ex_mask, float("-inf"))
+    top_scores, top = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+    top = torch.where(top_scores == float("-inf"), -1, top)
+    if top.shape[1] < k:
+        top = torch.cat([top, torch.full((top.shape[0], k - top.shape[1]), -1, dtype=top.dtype)], 1)
+    return top
+
+
+def _index_top(index: Any, queries: Tensor, ex_mask: Tensor | None, k: int, k_search: int, n_items: int) -> Tensor:  # noqa: ANN401
+    """``[B, k]``: the index's results with excluded ids dropped, first k kept (-1 where fewer)."""
+    _, found = index.search(np.ascontiguousarray(queries.numpy(), dtype=np.float32), k_search)
+    found = torch.as_tensor(np.asarray(found), dtype=torch.int64).reshape(len(queries), -1)
+    if len(found) and found.max() >= n_items:
+        raise SchemaError(f"index returned item id {int(found.max())}, but there are {n_items} items")
+    keep = found >= 0
+    if ex_mask is not None:
+        keep &= ~ex_mask.gather(1, found.clamp(min=0))
+    rank = torch.cumsum(keep, 1) - 1
+    col = torch.where(keep & (rank < k), rank, k)
+    out = torch.full((len(found), k + 1), -1, dtype=torch.int64)
+    out.scatter_(1, col, torch.where(col < k, found, -1))
+    return out[:, :k]
+
+
+class FullRankingEvaluation(Callback):
+    """Adds full-ranking metrics on held-out items to each epoch's logs (and History), e.g. ``val_recall@20``.
+
+    The model gives its vectors through ``vectors(model) -> (user_vectors, item_vectors)`` (default:
+    ``model.user_vectors()`` and ``model.item_vectors()``). Place it before an `EarlyStopping` that monitors
+    one of its keys (with ``mode="max"``).
+    """
+
+    def __init__(
+        self,
+        ground_truth: Any,  # noqa: ANN401
+        exclude: Any = None,  # noqa: ANN401
+        ks: Sequence[int] = (20,),
+        prefix: str = "val_",
+        batch_size: int = 1024,
+        vectors: Callable[[Any], tuple[Any, Any]] | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.ground_truth = ground_truth
+        self.exclude = exclude
+        self.ks = tuple(ks)
+        self.prefix = prefix
+        self.batch_size = batch_size
+        self.vectors = vectors or (lambda model: (model.user_vectors(), model.item_vectors()))
+        self.verbose = verbose
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            user_vectors, item_vectors = self.vectors(self.model)
+        self.model.train(was_training)
+        metrics = evaluate_full_ranking(
+            user_vectors, item_vectors, self.ground_truth, self.exclude, ks=self.ks, batch_size=self.batch_size
+        )
+        found = {f"{self.prefix}{k}": v for k, v in metrics.items()}
+        if logs is not None:
+            logs.update(found)
+        history = getattr(self.trainer, "history", None)
+        if history is not None:  # History saw this epoch's logs before this callback ran
+            for key, value in found.items():
+                history.history.setdefault(key, []).append(value)
+        if self.verbose:
+            shown = " - ".join(f"{k}: {v:.4f}" for k, v in found.items() if "recall" in k or "ndcg" in k)
+            print(f"Epoch {epoch + 1} - {shown}")
