@@ -92,6 +92,7 @@ def read_item_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
     if not pa.types.is_fixed_size_list(emb.type):
         raise SchemaError(f"{path}: column embedding must be a fixed-size list of float32, got {emb.type}")
     dim = emb.type.list_size
-    vectors = emb.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
-    ids = table.column("item_id").to_numpy().astype(np.int64, copy=False)
+    flat = emb.flatten().to_numpy(zero_copy_only=False)
+    vectors = np.require(flat, dtype=np.float32, requirements=["C", "W"]).reshape(-1, dim)  # writable for torch
+    ids = np.require(table.column("item_id").to_numpy(), dtype=np.int64, requirements=["W"])
     return ids, vectors
