@@ -175,7 +175,9 @@ def main(argv: list[str] | None = None) -> dict:
     batch_file = SEED_BATCH
     if not batch_file.exists():
         batch_file = out / "example_batch.txt"
-        sample = serving_batch(val_df.head(2), pipe)
+        # seed-000 callers send -1 for null numbers (the tower would impute NaN the same way)
+        sample = {k: torch.nan_to_num(v, nan=-1.0) if v.is_floating_point() else v
+                  for k, v in serving_batch(val_df.head(2), pipe).items()}
         batch_file.write_text("{" + ", ".join(f"{k!r}: torch.tensor({v.tolist()!r}, dtype={v.dtype})"
                                               for k, v in sample.items()) + "}")
     code = (
@@ -190,7 +192,8 @@ def main(argv: list[str] | None = None) -> dict:
                           str(out / "seed_batch_embeddings.npy")], capture_output=True, text=True, check=False)
     if res.returncode != 0:
         raise SystemExit(f"the exported user tower failed in a fresh process:\n{res.stderr}")
-    print(f"[6/7] fresh process: torch.jit.load(user_tower.pt)(seed example batch) -> {res.stdout.strip()}")
+    which = "seed example batch" if batch_file == SEED_BATCH else f"batch of the seed's form, {batch_file}"
+    print(f"[6/7] fresh process: torch.jit.load(user_tower.pt)({which}) -> {res.stdout.strip()}")
 
     # 7. query the index; the Retriever from raw user rows, minus what they already watched
     seed_vectors = np.load(out / "seed_batch_embeddings.npy")
