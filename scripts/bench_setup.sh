@@ -14,5 +14,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv-bench/bin/python -m pip install -q --no-deps "deepctr-torch==0.2.9"
   # Its fit() uses Keras callbacks from TensorFlow (CPU build, benchmark environment only).
   .venv-bench/bin/python -m pip install -q scikit-learn requests tqdm tensorflow-cpu
+  # MovieLens-100K ships in the recbole wheel (benchmarks/movielens_ctr.py); its pins (old ray, colorlog) are not needed.
+  .venv-bench/bin/python -m pip install -q --no-deps recbole
   echo "$want" > "$stamp"
 fi
