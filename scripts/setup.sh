@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv (once) and installs recstack with its test tools and ANN backends into it.
 # (hnswlib has no wheel for every Python and then compiles from source: ~35 s, needs g++.)
-# Re-running is cheap: pip is skipped while pyproject.toml is unchanged.
+# Re-running is cheap: pip is skipped while pyproject.toml and this script are unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=".venv/.recstack-installed"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # The CPU build of torch first, so nothing later pulls a CUDA build.
