@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from torch import nn
 
+from recstack.atomic import atomic_file
 from recstack.errors import SchemaError
 
 
@@ -58,26 +58,9 @@ def write_embeddings(ids: np.ndarray, vectors: np.ndarray, path: str | os.PathLi
     dim = vectors.shape[1]
     emb = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), type=pa.float32()), dim)
     table = pa.table({"item_id": pa.array(np.asarray(ids, dtype=np.int64)), "embedding": emb})
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         pq.write_table(table, tmp)
-        readable_by_all(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
-
-
-def readable_by_all(path: str | os.PathLike, directory: bool = False) -> None:
-    """Give a temp file (mkstemp makes 0600) the permissions a plain ``open`` would have under the umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, (0o777 if directory else 0o666) & ~mask)
+    return Path(path)
 
 
 def read_item_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from recstack import __version__
+from recstack.atomic import atomic_file
 from recstack.errors import SchemaError
-from recstack.export.embeddings import readable_by_all
 from recstack.export.inputs import ServingInputs
 from recstack.features.pipeline import FeaturePipeline
 from recstack.models.retrieval.tower import Tower
@@ -79,19 +78,9 @@ def _export(
         "inputs": inputs.names,
         "required": inputs.required,
     }
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    try:
-        torch.jit.save(scripted, tmp, _extra_files={EXTRA_FILE: json.dumps(meta)})
-        readable_by_all(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
+    with atomic_file(path) as tmp:
+        torch.jit.save(scripted, str(tmp), _extra_files={EXTRA_FILE: json.dumps(meta)})
+    return Path(path)
 
 
 def read_tower_metadata(path: str | os.PathLike) -> dict[str, Any]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from recstack import __version__
+from recstack.atomic import atomic_dir
 from recstack.errors import FormatVersionError, NotFittedError, SchemaError
 from recstack.features.columns import DenseFeat, Feature, SparseFeat, VarLenSparseFeat, split_columns
 from recstack.features.hashing import hash_values
@@ -343,12 +342,7 @@ class FeaturePipeline:
         """Write the pipeline to directory ``path`` (JSON + .npy, no pickle), atomically."""
         self._require_fitted()
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; the saved pipeline is as readable as a plain mkdir
-        try:
+        with atomic_dir(target) as tmp:
             arrays: dict[str, np.ndarray] = {}
             vocabs = {}
             for name, vocab in self.vocabularies.items():
@@ -375,10 +369,6 @@ class FeaturePipeline:
                 np.save(tmp / fname, np.ascontiguousarray(arr), allow_pickle=False)
                 config["arrays"][key] = fname
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
-            _replace_dir(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeaturePipeline:
@@ -501,19 +491,3 @@ def _feature_from_json(data: dict[str, Any]) -> Feature:
     if data["kind"] == "DenseFeat":
         return DenseFeat(**cfg)
     raise FormatVersionError(f"unknown feature kind {data['kind']!r} in a saved pipeline")
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Move ``tmp`` to ``target``; an existing ``target`` is kept until the new one is in place."""
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.rmdir(old)
-    os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

@@ -18,14 +18,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from recstack.atomic import atomic_dir
 from recstack.errors import FormatVersionError, NotFittedError, SchemaError, require
 
 FORMAT_NAME = "recstack.Index"
@@ -256,10 +254,7 @@ class Index:
                     f"cannot save index to {target}: it is a non-empty directory without index.json "
                     "(refusing to replace something that is not a saved index)"
                 )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
-            os.chmod(tmp, 0o755)  # mkdtemp creates 0700
+        with atomic_dir(target) as tmp:
             np.save(tmp / "ids.npy", self._ids, allow_pickle=False)
             self._save(tmp)
             meta = {
@@ -274,10 +269,6 @@ class Index:
             with open(tmp / "index.json", "w") as f:
                 json.dump(meta, f, indent=2)
                 f.write("\n")
-            _replace_dir(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Index:
@@ -393,25 +384,6 @@ def check_choice(params: dict[str, Any], name: str, choices: tuple[str, ...]) ->
 def default_nlist(count: int) -> int:
     """Coarse clusters for ``count`` vectors: about 4 * sqrt(N), at most N / 39 so each has 39 training points."""
     return max(1, min(int(round(4 * math.sqrt(count))), count // 39))
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Move the finished directory ``tmp`` to ``target``, replacing an existing ``target``.
-
-    A directory cannot be renamed over a non-empty one, so the old one is renamed aside first and put back if the
-    second rename fails; readers never see a half-written directory.
-    """
-    if not target.exists():
-        os.rename(tmp, target)
-        return
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    os.rename(target, old)
-    try:
-        os.rename(tmp, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _read_meta(path: Path) -> dict[str, Any]:

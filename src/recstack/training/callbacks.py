@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 import math
 import os
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
+
+from recstack.atomic import atomic_file
 
 CHECKPOINT_FORMAT = "recstack.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -112,17 +112,8 @@ class EarlyStopping(Callback):
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:  # noqa: ANN401
     """``torch.save`` to a temporary file beside ``path``, then rename: a reader never sees half a file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class ModelCheckpoint(Callback):
