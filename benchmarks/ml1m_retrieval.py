@@ -151,6 +151,7 @@ def main() -> None:
         "--threads", type=int, default=2, help="torch threads (on a 2-core machine shared with other jobs, 1 is faster)"
     )
     parser.add_argument("--verbose", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="torch device of the two-tower entry (cpu, cuda)")
     parser.add_argument("--data", help="folder holding ml-1m-lcfn/ (default: $RECSTACK_DATA or ../shared/data)")
     parser.add_argument("--out", default="ml1m_retrieval.json", help="file name under benchmarks/results/")
     add_two_tower_arguments(parser)

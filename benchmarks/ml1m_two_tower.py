@@ -66,11 +66,14 @@ class PairBatches:
             yield {"user_id": u, "hist": h.masked_fill(h == i.unsqueeze(1), PAD), "item_id": i}
 
 
-def two_tower_model(split: ImplicitSplit, dim: int, maxlen: int, **kw: Any) -> TwoTowerModel:  # noqa: ANN401
+def two_tower_model(
+    split: ImplicitSplit, dim: int, maxlen: int, user_id: bool = True, **kw: Any  # noqa: ANN401
+) -> TwoTowerModel:
     user_cols = [
-        SparseFeat("user_id", split.n_users, embedding_dim=dim),
         VarLenSparseFeat(SparseFeat("hist", split.n_items + 1, embedding_dim=dim), maxlen=maxlen, combiner="mean"),
     ]
+    if user_id:
+        user_cols.insert(0, SparseFeat("user_id", split.n_users, embedding_dim=dim))
     item_cols = [SparseFeat("item_id", split.n_items + 1, embedding_dim=dim)]
     return TwoTowerModel(user_cols, item_cols, embedding_dim=dim, **kw)
 
@@ -85,32 +88,36 @@ def train_two_tower(split: ImplicitSplit, args: argparse.Namespace) -> tuple[Any
         "loss": "in-batch softmax + logQ (training counts) + mixed uniform negatives",
         "num_negatives": args.tt_negatives,
         "history_maxlen": args.tt_maxlen,
+        "user_id_embedding": not args.tt_no_user_id,
+        "l2_reg_embedding": args.tt_l2,
+        "dropout": args.tt_dropout,
         "lr": args.tt_lr,
         "batch_size": args.tt_batch_size,
         "max_epochs": args.tt_epochs,
         "patience": args.tt_patience,
         "seed": args.seed,
+        "device": args.device,
     }
+    device = torch.device(args.device)
     torch.manual_seed(args.seed)
     hist = user_histories(split, args.tt_maxlen, args.seed)
     model = two_tower_model(
         split, args.dim, args.tt_maxlen, tower_hidden_units=tuple(args.tt_hidden), temperature=args.tt_temperature,
-        num_negatives=args.tt_negatives, seed=args.seed,
+        num_negatives=args.tt_negatives, seed=args.seed, user_id=not args.tt_no_user_id,
+        l2_reg_embedding=args.tt_l2, dropout=args.tt_dropout, device=args.device,
     )
     counts = np.bincount(split.train.indices + 1, minlength=split.n_items + 1)
     model.set_item_frequencies(counts)
     all_items = {"item_id": np.arange(1, split.n_items + 1, dtype=np.int64)}
     model.set_item_corpus(all_items)
-    user_batch = {
-        "user_id": torch.arange(split.n_users),
-        "hist": torch.from_numpy(hist),
-    }
+    user_batch = {"user_id": torch.arange(split.n_users, device=device), "hist": torch.from_numpy(hist).to(device)}
+    item_batch = {"item_id": torch.from_numpy(all_items["item_id"]).to(device)}
 
     @torch.no_grad()
     def vectors(m: TwoTowerModel) -> tuple[Tensor, Tensor]:
         m.eval()
-        u = m.user_tower(user_batch)
-        i = m.item_tower({"item_id": torch.from_numpy(all_items["item_id"])})
+        u = m.user_tower(user_batch).cpu()
+        i = m.item_tower(item_batch).cpu()
         m.train()
         return u, i
 
@@ -142,3 +149,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tt-temperature", type=float, default=0.1)
     parser.add_argument("--tt-maxlen", type=int, default=200, help="history items pooled per user")
     parser.add_argument("--tt-hidden", type=int, nargs="*", default=[], help="tower MLP widths (none: linear)")
+    parser.add_argument("--tt-l2", type=float, default=0.0, help="L2 on the embedding rows a batch touches")
+    parser.add_argument("--tt-dropout", type=float, default=0.0, help="dropout after each tower MLP layer")
+    parser.add_argument("--tt-no-user-id", action="store_true", help="user tower over the history alone")

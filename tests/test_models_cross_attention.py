@@ -108,6 +108,35 @@ def test_cin_matches_the_direct_formula(split_half):
     torch.testing.assert_close(out, torch.cat(pooled, 1), rtol=1e-5, atol=1e-5)
 
 
+def test_cin_chunked_layer_gradients_match_the_plain_outer_product(monkeypatch):
+    import recstack.nn.cin as cin_module
+
+    # tiny chunks: the 37 rows (B*D) below span several, with a ragged last one
+    monkeypatch.setattr(cin_module, "CHUNK_BYTES", 4 * 12 * 3)
+    gen = torch.Generator().manual_seed(3)
+    args = [
+        torch.randn(37, 4, dtype=torch.double, generator=gen, requires_grad=True),
+        torch.randn(37, 3, dtype=torch.double, generator=gen, requires_grad=True),
+        torch.randn(5, 12, dtype=torch.double, generator=gen, requires_grad=True),
+        torch.randn(5, dtype=torch.double, generator=gen, requires_grad=True),
+    ]
+    assert len(cin_module._chunks(37, 12)) > 1
+    assert torch.autograd.gradcheck(cin_module._CINLayerFunction.apply, args)
+    xk, x0, w, b = args
+    plain = (xk.unsqueeze(2) * x0.unsqueeze(1)).reshape(37, 12) @ w.t() + b
+    torch.testing.assert_close(cin_module._CINLayerFunction.apply(*args), plain)
+
+    cin = CIN(3, (4, 2))
+    x = torch.randn(9, 3, 5, generator=gen, requires_grad=True)
+    eager = cin(x)  # chunked path
+    scripted = torch.jit.script(cin)(x)  # plain path
+    torch.testing.assert_close(eager, scripted, rtol=1e-6, atol=1e-6)
+    g_eager = torch.autograd.grad(eager.square().sum(), [x, *cin.parameters()])
+    g_script = torch.autograd.grad(scripted.square().sum(), [x, *cin.parameters()])
+    for a, c in zip(g_eager, g_script):
+        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5)
+
+
 def test_layer_l2_penalties():
     net = CrossNet(4, 2, "matrix", l2_reg=0.1)
     torch.testing.assert_close(net.l2_penalty(), 0.1 * net.kernels.pow(2).sum())
