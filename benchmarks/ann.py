@@ -30,9 +30,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recstack.data import make_clustered_vectors, make_noisy_queries
 from recstack.errors import SchemaError
 from recstack.export import read_item_embeddings
 from recstack.index import BACKENDS, Index, available_backends, build_index
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import cpu_name, usable_cpus  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "ann.json"
 ALL_BACKENDS = ("exact", "faiss", "scann", "hnswlib")
@@ -69,31 +73,6 @@ def read_vectors(path: Path, column: str = "embedding") -> tuple[np.ndarray, np.
     vectors = flat.reshape(len(values), dim)
     ids = table.column("item_id").to_numpy().astype(np.int64) if "item_id" in table.column_names else None
     return vectors, ids
-
-
-def clustered_vectors(n: int, dim: int, seed: int, n_clusters: int = 256, rank: int = 8) -> np.ndarray:
-    """A stand-in for trained item vectors: a Gaussian mixture with Zipf-sized clusters, each spread mostly along
-    its own ``rank``-dimensional subspace, and norms scaled by a log-normal popularity factor."""
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((n_clusters, dim)).astype(np.float32)
-    weights = 1.0 / np.arange(1, n_clusters + 1) ** 0.8
-    labels = np.sort(rng.choice(n_clusters, size=n, p=weights / weights.sum()))
-    starts = np.searchsorted(labels, np.arange(n_clusters + 1))
-    x = 0.15 * rng.standard_normal((n, dim)).astype(np.float32)
-    for c in range(n_clusters):  # one vectorised block per cluster
-        lo, hi = starts[c], starts[c + 1]
-        basis = rng.standard_normal((rank, dim)).astype(np.float32) * 0.5
-        x[lo:hi] += centers[c] + rng.standard_normal((hi - lo, rank)).astype(np.float32) @ basis
-    x *= rng.lognormal(0.0, 0.3, size=(n, 1)).astype(np.float32)
-    return x[rng.permutation(n)]
-
-
-def noisy_queries(vectors: np.ndarray, n: int, seed: int, noise: float = 0.1) -> np.ndarray:
-    """``n`` item vectors sampled at random plus Gaussian noise of ``noise`` x the per-dimension RMS."""
-    rng = np.random.default_rng(seed + 1)
-    picked = vectors[rng.integers(0, len(vectors), size=n)]
-    rms = float(np.sqrt(np.mean(vectors[: min(len(vectors), 100_000)] ** 2)))
-    return (picked + noise * rms * rng.standard_normal(picked.shape)).astype(np.float32)
 
 
 # ----- measurement -----
@@ -164,12 +143,6 @@ def measure(index: Index, queries: np.ndarray, k: int, repeats: int) -> tuple[np
 
 
 def machine_info(threads: int) -> dict:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
     versions = {"torch": torch.__version__, "numpy": np.__version__}
     for module in ("faiss", "scann", "hnswlib"):
         try:
@@ -177,8 +150,8 @@ def machine_info(threads: int) -> dict:
         except ImportError:
             versions[module] = None
     return {
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "cpu": cpu,
+        "nproc": usable_cpus(),
+        "cpu": cpu_name(),
         "threads": threads,
         "platform": platform.platform(),
         "python": sys.version.split()[0],
@@ -235,14 +208,14 @@ def main(argv: list[str] | None = None) -> int:
         vectors, item_ids = np.random.default_rng(args.seed).standard_normal((args.random, args.dim), np.float32), None
         kind = "random-normal"
     else:
-        vectors, item_ids = clustered_vectors(args.clustered, args.dim, args.seed), None
+        vectors, item_ids = make_clustered_vectors(args.clustered, args.dim, seed=args.seed), None
         kind = "clustered (Gaussian mixture, 256 Zipf-sized clusters, rank-8 spread, log-normal norms)"
     if args.queries:
         queries, _ = read_vectors(args.queries)
         queries = queries[: args.n_queries]
         query_kind = f"file:{args.queries.name}"
     else:
-        queries = noisy_queries(vectors, args.n_queries, args.seed)
+        queries = make_noisy_queries(vectors, args.n_queries, seed=args.seed + 1)
         query_kind = "item vectors + Gaussian noise (0.1 x RMS)"
     n, dim = vectors.shape
     k = args.k

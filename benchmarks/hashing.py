@@ -30,6 +30,9 @@ import xxhash
 
 from recstack.features.hashing import hash_values, reference_hash
 
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import cpu_name, usable_cpus  # noqa: E402
+
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "hashing.json"
 
 
@@ -68,17 +71,10 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
 def machine_info() -> dict:
     import numba
 
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "nproc": affinity,
+        "nproc": usable_cpus(),
         "cpu_count": os.cpu_count(),
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "numpy": np.__version__,

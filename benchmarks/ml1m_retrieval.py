@@ -47,6 +47,7 @@ from recstack.models.retrieval.mf import MatrixFactorizationModel
 from recstack.training import EarlyStopping
 
 sys.path.insert(0, str(Path(__file__).parent))
+from curves import best_epoch_summary  # noqa: E402
 from ml1m_two_tower import add_arguments as add_two_tower_arguments  # noqa: E402
 from ml1m_two_tower import train_two_tower  # noqa: E402
 
@@ -93,13 +94,7 @@ def train_mf_bpr(split: ImplicitSplit, args: argparse.Namespace) -> TrainResult:
         verbose=args.verbose,
     )
     seconds = time.perf_counter() - start
-    curve = history.history["val_recall@20"]
-    config.update(
-        epochs_run=len(curve),
-        best_epoch=int(np.argmax(curve)) + 1,
-        best_val_recall_at_20=float(max(curve)),
-        val_recall_at_20_curve=[round(v, 5) for v in curve],
-    )
+    config.update(best_epoch_summary(history.history["val_recall@20"]))
     return model.user_vectors(), model.item_vectors(), seconds, config
 
 

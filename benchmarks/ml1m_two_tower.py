@@ -23,7 +23,9 @@ the training pairs); early stopping with restored weights keeps the peak.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,9 @@ from recstack.features import SparseFeat, VarLenSparseFeat
 from recstack.models import TwoTowerModel
 from recstack.training import EarlyStopping, Trainer
 from recstack.training.optim import build_optimizer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from curves import best_epoch_summary  # noqa: E402
 
 PAD = 0  # item ids are shifted by one in the towers' inputs so that 0 pads histories
 
@@ -142,13 +147,7 @@ def train_two_tower(split: ImplicitSplit, args: argparse.Namespace) -> tuple[Any
     start = time.perf_counter()
     history = trainer.fit(PairBatches(split, hist, args.tt_batch_size, args.seed), epochs=args.tt_epochs)
     seconds = time.perf_counter() - start
-    curve = history.history["val_recall@20"]
-    config.update(
-        epochs_run=len(curve),
-        best_epoch=int(np.argmax(curve)) + 1,
-        best_val_recall_at_20=float(max(curve)),
-        val_recall_at_20_curve=[round(v, 5) for v in curve],
-    )
+    config.update(best_epoch_summary(history.history["val_recall@20"]))
     u, i = vectors(model)
     return u, i, seconds, config
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from recstack.data import make_clustered_vectors, make_noisy_queries
 from recstack.errors import FormatVersionError, MissingDependencyError, NotFittedError, SchemaError
 from recstack.index import BACKENDS, Index, available_backends, build_index, load_index
 
@@ -38,28 +39,6 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def clustered(n: int, dim: int, seed: int = 0, n_clusters: int = 64, rank: int = 4) -> np.ndarray:
-    """Gaussian mixture with Zipf-sized clusters spread along a low-rank subspace each, log-normal norms."""
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((n_clusters, dim)).astype(np.float32)
-    weights = 1.0 / np.arange(1, n_clusters + 1) ** 0.8
-    labels = np.sort(rng.choice(n_clusters, size=n, p=weights / weights.sum()))
-    starts = np.searchsorted(labels, np.arange(n_clusters + 1))
-    x = 0.15 * rng.standard_normal((n, dim)).astype(np.float32)
-    for c in range(n_clusters):
-        lo, hi = starts[c], starts[c + 1]
-        basis = 0.5 * rng.standard_normal((rank, dim)).astype(np.float32)
-        x[lo:hi] += centers[c] + rng.standard_normal((hi - lo, rank)).astype(np.float32) @ basis
-    x *= rng.lognormal(0.0, 0.3, size=(n, 1)).astype(np.float32)
-    return x[rng.permutation(n)]
-
-
-def noisy_queries(x: np.ndarray, n: int, seed: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    picked = x[rng.integers(0, len(x), n)]
-    return (picked + 0.1 * float(np.sqrt(np.mean(x**2))) * rng.standard_normal(picked.shape)).astype(np.float32)
-
-
 def brute_force_scores(x: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
     """float64 [Q, N] scores, larger is better."""
     x64, q64 = x.astype(np.float64), q.astype(np.float64)
@@ -84,8 +63,9 @@ def recall_at(found: np.ndarray, truth: np.ndarray, r: int) -> float:
 
 @pytest.fixture(scope="module")
 def data():
-    x = clustered(12_000, 24)
-    return x, noisy_queries(x, 300), np.random.default_rng(5).permutation(10**6)[:12_000].astype(np.int64) * 7 - 3
+    x = make_clustered_vectors(12_000, 24, n_clusters=64, rank=4)
+    ids = np.random.default_rng(5).permutation(10**6)[:12_000].astype(np.int64) * 7 - 3
+    return x, make_noisy_queries(x, 300, seed=1), ids
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +172,7 @@ def test_faiss_search_params_trade_speed_for_recall(data):
 
 @each_backend()
 def test_padding_when_k_exceeds_count(backend):
-    x = clustered(6, 8, n_clusters=2)
+    x = make_clustered_vectors(6, 8, n_clusters=2, rank=4)
     scores, found = build_index(x, ids=np.arange(100, 106), backend=backend).search(x[:3], 9)
     assert found.shape == scores.shape == (3, 9)
     assert (found[:, 6:] == -1).all() and np.isneginf(scores[:, 6:]).all()
@@ -202,7 +182,7 @@ def test_padding_when_k_exceeds_count(backend):
 
 @needs("faiss")
 def test_padding_when_an_ann_finds_too_few():
-    x = clustered(400, 8, n_clusters=4)
+    x = make_clustered_vectors(400, 8, n_clusters=4, rank=4)
     index = build_index(x, backend="faiss", index_type="ivf_flat", nlist=8, nprobe=1)
     scores, found = index.search(x[:20], 300)
     missing = found == -1
@@ -232,8 +212,8 @@ ROUND_TRIPS = [
 )
 @pytest.mark.parametrize("metric", ["ip", "l2"])
 def test_save_load_round_trip(tmp_path, backend, params, metric):
-    x = clustered(3000, 16, seed=2)
-    q = noisy_queries(x, 50)
+    x = make_clustered_vectors(3000, 16, n_clusters=64, rank=4, seed=2)
+    q = make_noisy_queries(x, 50, seed=1)
     ids = np.arange(3000, dtype=np.int64) * 3 + 1
     index = build_index(x, ids=ids, metric=metric, backend=backend, **params)
     before = index.search(q, 20)
@@ -446,8 +426,8 @@ def test_backend_packages_are_imported_lazily():
 
 @each_backend(ANN_BACKENDS)
 def test_results_do_not_depend_on_search_threads(backend):
-    x = clustered(3000, 16, seed=4)
-    q = noisy_queries(x, 64)
+    x = make_clustered_vectors(3000, 16, n_clusters=64, rank=4, seed=4)
+    q = make_noisy_queries(x, 64, seed=1)
     params = {"brute_force": False} if backend == "scann" else {"index_type": "ivf_pq"} if backend == "faiss" else {}
     index = build_index(x, backend=backend, **params)
     one = index.search(q, 10)

@@ -3,6 +3,7 @@
 from recstack.data.datasets import DataFrameDataset, IterableDataFrameDataset, to_tensors
 from recstack.data.implicit import CSR, ImplicitSplit, load_ml1m_lcfn, read_user_item_lists
 from recstack.data.synthetic import make_ctr_dataset, make_short_video_dataset, short_video_label
+from recstack.data.vectors import make_clustered_vectors, make_noisy_queries
 
 __all__ = [
     "CSR",
@@ -11,7 +12,9 @@ __all__ = [
     "read_user_item_lists",
     "DataFrameDataset",
     "IterableDataFrameDataset",
+    "make_clustered_vectors",
     "make_ctr_dataset",
+    "make_noisy_queries",
     "make_short_video_dataset",
     "short_video_label",
     "to_tensors",
