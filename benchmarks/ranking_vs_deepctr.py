@@ -220,7 +220,11 @@ def main() -> None:
                     row["predict_speedup"] = ours["predict_samples_per_s"] / theirs["predict_samples_per_s"]
                 results.append(row)
                 print(_line(row), flush=True)
+                _save(args, peak, params, results)
 
+
+def _save(args: argparse.Namespace, peak: float, params: int, results: list[dict]) -> None:
+    """Write what has been measured so far (atomically): a long run that is stopped keeps its finished rows."""
     payload = {
         "benchmark": "ranking_vs_deepctr",
         "command": " ".join(["python benchmarks/ranking_vs_deepctr.py"] + sys.argv[1:]),
