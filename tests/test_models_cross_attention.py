@@ -10,7 +10,6 @@ from recstack.models.ranking.autoint import AutoInt
 from recstack.models.ranking.dcn import DCN
 from recstack.models.ranking.dcnmix import DCNMix
 from recstack.models.ranking.xdeepfm import xDeepFM
-from recstack.nn.attention import InteractingLayer
 from recstack.nn.cin import CIN
 from recstack.nn.cross import CrossNet, CrossNetMix
 
@@ -275,28 +274,3 @@ def test_xdeepfm_beats_logistic_regression():
 
 def test_autoint_beats_logistic_regression():
     assert train_and_score(lambda c: AutoInt(c, c)) > logistic_regression_auc() + 0.005
-
-
-@pytest.mark.parametrize("use_res, scaling", [(True, False), (False, True)])
-def test_interacting_layer_numpy_path_matches_the_torch_formula(use_res, scaling):
-    from torch.utils.flop_counter import FlopCounterMode
-
-    import recstack.nn.attention as attention
-
-    gen = torch.Generator().manual_seed(5)
-    layer = InteractingLayer(6, head_num=3, use_res=use_res, scaling=scaling).double()
-    x = torch.randn(7, 5, 6, dtype=torch.double, generator=gen, requires_grad=True)
-    assert torch.autograd.gradcheck(
-        lambda a, w: attention._InteractingFunction.apply(a, w, 3, use_res, 0.5 if scaling else 1.0), (x, layer.W)
-    )
-    fast, plain = layer(x), layer.reference_forward(x)
-    torch.testing.assert_close(fast, plain)
-    g = torch.randn(fast.shape, dtype=torch.double, generator=gen)
-    for a, c in zip(torch.autograd.grad(fast, [x, layer.W], g), torch.autograd.grad(plain, [x, layer.W], g)):
-        torch.testing.assert_close(a, c)
-    torch.testing.assert_close(torch.jit.script(layer)(x), fast)  # scripted: the torch formula
-    # under torch's FLOP counter the layer runs torch ops, so the benchmark's FLOPs include the attention
-    with FlopCounterMode(display=False) as counter:
-        layer(x)
-    projection, per_head_products = 2 * 7 * 5 * 6 * 24, 2 * (2 * 7 * 3 * 5 * 5 * 2)
-    assert counter.get_total_flops() == projection + per_head_products
