@@ -350,6 +350,11 @@ class Index:
     def _missing_file(self, path: Path, exc: BaseException) -> SchemaError:
         return SchemaError(f"cannot read the {self.backend!r} index file {path}: {exc}")
 
+    def _check_loaded_count(self, path: Path, count: int) -> None:
+        """Raise if a backend file read back holds another number of vectors than index.json records."""
+        if count != len(self):
+            raise self._missing_file(path, ValueError(f"holds {count} vectors, but index.json says {len(self)}"))
+
     def _finish(self, scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Map row numbers to ids, mark missing results (-1, -inf) and pad to ``k`` columns."""
         rows = np.asarray(rows, dtype=np.int64)

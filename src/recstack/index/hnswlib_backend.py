@@ -58,9 +58,6 @@ class HnswlibIndex(Index):
             index.load_index(str(path), max_elements=len(self))
         except (RuntimeError, ValueError, OSError) as exc:
             raise self._missing_file(path, exc) from exc
-        if index.get_current_count() != len(self):
-            raise self._missing_file(
-                path, ValueError(f"holds {index.get_current_count()} vectors, but index.json says {len(self)}")
-            )
+        self._check_loaded_count(path, index.get_current_count())
         self._index = index
         self._apply_search_params()

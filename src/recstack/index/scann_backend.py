@@ -131,8 +131,5 @@ class ScannIndex(Index):
             searcher = scann.scann_ops_pybind.load_searcher(str(path), assets_backcompat_shim=False)
         except (RuntimeError, ValueError, OSError) as exc:
             raise self._missing_file(path, exc) from exc
-        if searcher.size() != len(self):
-            raise self._missing_file(
-                path, ValueError(f"holds {searcher.size()} vectors, but index.json says {len(self)}")
-            )
+        self._check_loaded_count(path, searcher.size())
         self._searcher = searcher
