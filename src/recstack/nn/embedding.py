@@ -112,6 +112,11 @@ class FusedTable(nn.Module):
         self._pending.append((uniq, rows))
         return rows, inverse
 
+    @torch.jit.unused
+    def pending(self) -> list[tuple[Tensor, Tensor]]:
+        """The (row ids, gathered rows) of the training forwards since the last `take_pending`, kept."""
+        return list(self._pending)
+
     def take_pending(self) -> list[tuple[Tensor, Tensor]]:
         """The (row ids, gathered rows) of the training forwards since the last call."""
         pending, self._pending = self._pending, []

@@ -45,6 +45,14 @@ class RowSparseOptimizer(torch.optim.Optimizer):
             t.take_pending()
 
     @torch.no_grad()
+    def unscale_(self, inv_scale: float) -> bool:
+        """Multiply the pending row gradients by ``inv_scale`` (float16 loss scaling); False if any is inf/nan."""
+        grads = [rows.grad for t in self.tables for _, rows in t.pending() if rows.grad is not None]
+        for g in grads:
+            g.mul_(inv_scale)
+        return bool(torch.stack([g.isfinite().all() for g in grads]).all()) if grads else True
+
+    @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # noqa: ANN401
         loss = None
         if closure is not None:

@@ -26,12 +26,17 @@ from tqdm.auto import tqdm
 from recstack.errors import FormatVersionError, LabelError
 from recstack.metrics import get_metric
 from recstack.training.callbacks import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Callback, History
+from recstack.training.optim import CombinedOptimizer, RowSparseOptimizer
 
 Batch = dict[str, Tensor]
 
 
 class Trainer:
-    """Runs ``fit`` / ``evaluate`` / ``predict`` for a model over iterables of ``Dict[str, Tensor]`` batches."""
+    """Runs ``fit`` / ``evaluate`` / ``predict`` for a model over iterables of ``Dict[str, Tensor]`` batches.
+
+    ``amp=True`` trains under autocast on a CUDA device (ignored on CPU): bfloat16 where the GPU supports it,
+    else float16 with loss scaling that also covers the row-sparse embedding gradients; ``amp_dtype`` forces one.
+    """
 
     def __init__(
         self,
@@ -43,6 +48,7 @@ class Trainer:
         amp: bool = False,
         verbose: int = 1,
         device: str | torch.device | None = None,
+        amp_dtype: torch.dtype | None = None,
     ) -> None:
         if not hasattr(model, "training_step"):
             raise TypeError(f"{type(model).__name__} has no training_step(batch): the Trainer needs one")
@@ -53,6 +59,12 @@ class Trainer:
         self.callbacks = list(callbacks or [])
         self.grad_clip_norm = grad_clip_norm
         self.amp = amp and self.device.type == "cuda"
+        if amp_dtype not in (None, torch.bfloat16, torch.float16):
+            raise ValueError(f"amp_dtype must be torch.bfloat16 or torch.float16, got {amp_dtype}")
+        if self.amp and amp_dtype is None:
+            amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # bfloat16 keeps float32's exponent range, so only float16 needs loss scaling
+        self.amp_dtype = amp_dtype
         self.verbose = verbose
         self.stop_training = False
         self.scheduler: Any = None
@@ -150,25 +162,32 @@ class Trainer:
         extra: dict[str, float] = {}
         total = len(data) if hasattr(data, "__len__") else None  # type: ignore[arg-type]
         bar = tqdm(data, total=total, desc=f"Epoch {epoch + 1}/{epochs}", disable=self.verbose != 1, leave=False)
-        scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        scaler = torch.amp.GradScaler("cuda") if self.amp and self.amp_dtype == torch.float16 else None
+        sparse_opts = _row_sparse_optimizers(opt)
         for step, batch in enumerate(bar):
             batch = self._to_device(batch)
             opt.zero_grad(set_to_none=True)
-            with torch.autocast(self.device.type, enabled=self.amp):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 out = self.model.training_step(batch)
             loss, pred, target, rows = _unpack(out, batch)
             if not torch.isfinite(loss):
                 opt.zero_grad(set_to_none=True)
                 raise LabelError(f"training loss became {loss.item()} at epoch {epoch + 1}, step {step}")
+            finite = True
             if scaler is not None:
                 scaler.scale(loss).backward()
-                scaler.unscale_(opt)
+                scaler.unscale_(opt)  # dense gradients; embedding rows of row-sparse optimizers are not params
+                inv_scale = 1.0 / scaler.get_scale()
+                finite = all([o.unscale_(inv_scale) for o in sparse_opts])
             else:
                 loss.backward()
             if self.grad_clip_norm is not None:
                 params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
                 torch.nn.utils.clip_grad_norm_(params, self.grad_clip_norm)
-            if scaler is not None:
+            if scaler is not None and not finite:  # skip the whole step, as GradScaler does for dense overflow
+                opt.zero_grad(set_to_none=True)
+                scaler.update(scaler.get_scale() * scaler.get_backoff_factor())
+            elif scaler is not None:
                 scaler.step(opt)
                 scaler.update()
             else:
@@ -264,6 +283,11 @@ def _loss_rows(out: Any, rows: int) -> int:  # noqa: ANN401
     if isinstance(out, dict) and out.get("reduction") == "sum":
         return rows
     return 1
+
+
+def _row_sparse_optimizers(opt: torch.optim.Optimizer) -> list[RowSparseOptimizer]:
+    inner = opt.optimizers if isinstance(opt, CombinedOptimizer) else [opt]
+    return [o for o in inner if isinstance(o, RowSparseOptimizer)]
 
 
 def _model_device(model: nn.Module) -> torch.device:
