@@ -54,7 +54,7 @@ def load(out: Path, part: str) -> dict[str, np.ndarray]:
     return {p.name.split(".")[1]: np.load(p, mmap_mode="r") for p in sorted(out.glob(f"{part}.*.npy"))}
 
 
-def build(lib: str, model: str, sizes: dict[str, int]):  # noqa: ANN201
+def build(lib: str, model: str, sizes: dict[str, int], device: str = "cpu"):  # noqa: ANN201
     if lib == "recstack":
         import recstack.models.ranking as zoo
         from recstack.features import DenseFeat, SparseFeat
@@ -64,7 +64,7 @@ def build(lib: str, model: str, sizes: dict[str, int]):  # noqa: ANN201
     cols = [DenseFeat(f"i{i}", 1) for i in range(1, 14)]
     cols += [SparseFeat(f"c{i}", sizes[f"c{i}"], embedding_dim=EMBED) for i in range(1, 27)]
     cls = getattr(zoo, model)
-    kwargs = {"dnn_hidden_units": DNN}
+    kwargs = {"dnn_hidden_units": DNN, "device": device}
     return cls(cols, cols, **kwargs)
 
 
@@ -76,8 +76,9 @@ def worker(args: argparse.Namespace) -> dict:
     meta = json.loads((out / "meta.json").read_text())
     train, test = load(out, "train"), load(out, "test")
     names = [f"i{i}" for i in range(1, 14)] + [f"c{i}" for i in range(1, 27)]
-    model = build(args.lib, args.model, meta["sizes"])
+    model = build(args.lib, args.model, meta["sizes"], args.device)
     model.compile("adam", "binary_crossentropy", metrics=[] if args.lib == "recstack" else None)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     bs = args.batch_size
     result: dict = {"lib": args.lib, "model": args.model, "batch_size": bs}
 
@@ -86,6 +87,7 @@ def worker(args: argparse.Namespace) -> dict:
         y = np.asarray(train["label"][start : start + n])
         t0 = time.perf_counter()
         model.fit(x, y, batch_size=bs, epochs=epochs, verbose=0, shuffle=True)
+        sync()
         return time.perf_counter() - t0
 
     fit_rows(0, bs * 3)  # warm-up (allocations, numba, first-touch of tables)
@@ -99,11 +101,12 @@ def worker(args: argparse.Namespace) -> dict:
     xt = {k: np.asarray(test[k][:n_pred]) for k in names}
     t0 = time.perf_counter()
     model.predict(xt, batch_size=max(bs, 4096))
+    sync()
     result["predict_samples_per_s"] = n_pred / (time.perf_counter() - t0)
     if args.auc:
         from recstack.metrics import roc_auc_score
 
-        fresh = build(args.lib, args.model, meta["sizes"])
+        fresh = build(args.lib, args.model, meta["sizes"], args.device)
         fresh.compile("adam", "binary_crossentropy")
         model = fresh
         result["epoch_seconds"] = fit_rows(0, meta["train_rows"])
@@ -128,19 +131,24 @@ def flops_per_sample(model_name: str, sizes: dict[str, int], data: Path) -> floa
     return counter.get_total_flops() / n
 
 
-def matmul_gflops(threads: int) -> float:
+def matmul_gflops(threads: int, device: str = "cpu") -> float:
+    """Measured float32 matmul rate (2048-square on CPU, 8192-square on a GPU), median of 10."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    n = 8192 if device.startswith("cuda") else 2048
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for _ in range(3):
         a @ b
     times = []
     for _ in range(10):
+        sync()
         t0 = time.perf_counter()
         a @ b
+        sync()
         times.append(time.perf_counter() - t0)
-    return 2 * 2048**3 / statistics.median(times) / 1e9
+    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def main() -> None:
@@ -152,6 +160,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--device", default="cpu", help="torch device of both libraries' models (e.g. cuda:0); peak is measured there"
+    )
     parser.add_argument("--predict-rows", type=int, default=100_000)
     parser.add_argument("--auc", action="store_true", help="also train one epoch at the largest batch size")
     parser.add_argument("--out", default="ranking_vs_deepctr.json", help="file name under benchmarks/results/")
@@ -175,8 +186,9 @@ def main() -> None:
             f"data: {args.rows:,} rows, embedding parameters {params / 1e6:.1f}M, prepared in "
             f"{time.perf_counter() - t0:.0f}s"
         )
-        peak = matmul_gflops(args.threads)
-        print(f"float32 matmul at {args.threads} threads: {peak:.1f} GFLOP/s")
+        peak = matmul_gflops(args.threads, args.device)
+        where = f"{args.threads} threads" if args.device == "cpu" else args.device
+        print(f"float32 matmul on {where}: {peak:.1f} GFLOP/s")
         results = []
         for model_name in args.models:
             flops = flops_per_sample(model_name, meta["sizes"], data)
@@ -203,6 +215,8 @@ def main() -> None:
                         str(args.threads),
                         "--predict-rows",
                         str(args.predict_rows),
+                        "--device",
+                        args.device,
                     ]
                     if args.auc and bs == max(args.batch_sizes):
                         cmd.append("--auc")
@@ -230,6 +244,7 @@ def _save(args: argparse.Namespace, peak: float, params: int, results: list[dict
         "command": " ".join(["python benchmarks/ranking_vs_deepctr.py"] + sys.argv[1:]),
         "rows": args.rows,
         "threads": args.threads,
+        "device": args.device,
         "matmul_gflops": peak,
         "embedding_parameters": params,
         "results": results,
