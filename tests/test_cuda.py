@@ -35,6 +35,7 @@ def builder(name: str, device: str):
 def test_trains_on_gpu_like_on_cpu(name):
     gpu = train_and_score(builder(name, "cuda"))
     cpu = train_and_score(builder(name, "cpu"))
+    # Measured on an H100 (2026-11-23): 15 models within 0.0003 of their CPU run, DeepFM 0.0029 apart.
     # 0.01 leaves room for the order of atomic additions in the embedding gradients, and still fails a
     # broken device path (a model that does not learn sits near 0.5, logistic regression near 0.67).
     assert abs(gpu - cpu) < 0.01, (name, gpu, cpu)
