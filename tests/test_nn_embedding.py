@@ -110,3 +110,24 @@ def test_row_sparse_gather_gives_the_same_forward_and_gradient():
     untouched[ids] = False
     assert (expect[untouched] == 0).all()
     np.testing.assert_array_equal(ids.numpy(), np.unique(ids.numpy()))
+
+
+def test_row_sparse_unscale_restores_gradients_and_flags_overflow():
+    # float16 AMP scales the loss; the gathered rows are not optimizer params, so GradScaler cannot see them
+    from recstack.training import RowSparseOptimizer
+
+    torch.manual_seed(0)
+    ec = EmbeddingCollection(_columns(), init_std=1.0)
+    opt = RowSparseOptimizer(ec.tables())
+    w = torch.randn(3, 4, 4)
+    (ec(_batch()) * w).sum().backward()
+    plain = [rows.grad.clone() for t in ec.tables() for _, rows in t.pending()]
+    assert plain
+    opt.zero_grad()
+    (ec(_batch()) * w * 1024.0).sum().backward()
+    assert opt.unscale_(1 / 1024.0)
+    scaled_back = [rows.grad for t in ec.tables() for _, rows in t.pending()]
+    for a, b in zip(plain, scaled_back, strict=True):
+        torch.testing.assert_close(b, a)
+    scaled_back[0][0, 0] = float("inf")
+    assert not opt.unscale_(1.0)
