@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from recstack.nn.core import activation_layer
 
-CHUNK_BYTES = 16 << 20  # outer-product block per chunk: small enough to stay in cache (16 MB measured best here)
+CHUNK_BYTES = 16 << 20  # outer-product block per chunk: small enough to stay in cache (8-16 MB measured best here)
 
 
 def _chunks(n: int, width: int) -> list[tuple[int, int]]:
@@ -20,43 +20,55 @@ class _CINLayerFunction(torch.autograd.Function):
     """``z @ weight.T + bias`` with ``z = outer(xk, x0)`` rows, never materialized beyond one cache-sized chunk.
 
     The plain formulation writes and re-reads ``[B*D, H_k*F0]`` (hundreds of MB at batch 4096) three times
-    per step; here each chunk's products are formed, used by the GEMM and dropped, and the backward
-    recomputes them chunk by chunk.
+    per step; here each chunk's products are formed in one reused buffer, used by the GEMM and overwritten,
+    and the backward recomputes them chunk by chunk. The buffer is field-major (``z[n, m, h]``, the weight's
+    columns permuted to match) so that the broadcast multiply runs along the contiguous ``H_k`` maps.
     """
 
     @staticmethod
     def forward(ctx: Any, xk: Tensor, x0: Tensor, weight: Tensor, bias: Tensor) -> Tensor:  # noqa: ANN401
         n, h = xk.shape
         f = x0.shape[1]
-        out = torch.empty(n, weight.shape[0], dtype=xk.dtype, device=xk.device)
-        wt = weight.t()
-        for s, e in _chunks(n, h * f):
-            z = (xk[s:e].unsqueeze(2) * x0[s:e].unsqueeze(1)).reshape(e - s, h * f)
-            out[s:e] = torch.addmm(bias, z, wt)  # not out=: torch's FLOP counter skips out= variants
-        ctx.save_for_backward(xk, x0, weight)
+        o = weight.shape[0]
+        wf = weight.view(o, h, f).transpose(1, 2).reshape(o, f * h)  # columns in z's field-major order
+        out = torch.empty(n, o, dtype=xk.dtype, device=xk.device)
+        chunks = _chunks(n, h * f)
+        zbuf = torch.empty(chunks[0][1], f, h, dtype=xk.dtype, device=xk.device)
+        for s, e in chunks:
+            z = zbuf[: e - s]
+            torch.mul(x0[s:e].unsqueeze(2), xk[s:e].unsqueeze(1), out=z)
+            torch.addmm(bias, z.view(e - s, f * h), wf.t(), out=out[s:e])
+        ctx.save_for_backward(xk, x0, wf)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # noqa: ANN401
-        xk, x0, weight = ctx.saved_tensors
+        xk, x0, wf = ctx.saved_tensors
         n, h = xk.shape
         f = x0.shape[1]
+        o = wf.shape[0]
         grad = grad.contiguous()
         need_xk, need_x0, need_w, need_b = ctx.needs_input_grad
         grad_xk = torch.empty_like(xk) if need_xk else None
         grad_x0 = torch.empty_like(x0) if need_x0 else None
-        grad_w = torch.zeros_like(weight) if need_w else None
-        for s, e in _chunks(n, h * f):
+        grad_wf = torch.zeros_like(wf) if need_w else None
+        chunks = _chunks(n, h * f)
+        rows = chunks[0][1]
+        zbuf = torch.empty(rows, f, h, dtype=xk.dtype, device=xk.device) if need_w else None
+        gzbuf = torch.empty(rows, f * h, dtype=xk.dtype, device=xk.device) if need_xk or need_x0 else None
+        for s, e in chunks:
             g = grad[s:e]
-            if need_w:
-                z = (xk[s:e].unsqueeze(2) * x0[s:e].unsqueeze(1)).reshape(e - s, h * f)
-                grad_w += g.t() @ z  # not addmm_: torch's FLOP counter skips in-place variants
-            if need_xk or need_x0:
-                gz = (g @ weight).view(e - s, h, f)
-                if need_xk:
-                    grad_xk[s:e] = torch.bmm(gz, x0[s:e].unsqueeze(2)).squeeze(2)
-                if need_x0:
-                    grad_x0[s:e] = torch.bmm(xk[s:e].unsqueeze(1), gz).squeeze(1)
+            if zbuf is not None and grad_wf is not None:
+                z = zbuf[: e - s]
+                torch.mul(x0[s:e].unsqueeze(2), xk[s:e].unsqueeze(1), out=z)
+                grad_wf += g.t() @ z.view(e - s, f * h)  # not addmm_: torch's FLOP counter skips in-place variants
+            if gzbuf is not None:
+                gz = torch.mm(g, wf, out=gzbuf[: e - s]).view(e - s, f, h)
+                if grad_xk is not None:
+                    torch.bmm(x0[s:e].unsqueeze(1), gz, out=grad_xk[s:e].unsqueeze(1))
+                if grad_x0 is not None:
+                    torch.bmm(gz, xk[s:e].unsqueeze(2), out=grad_x0[s:e].unsqueeze(2))
+        grad_w = grad_wf.view(o, f, h).transpose(1, 2).reshape(o, h * f) if grad_wf is not None else None
         grad_b = grad.sum(0) if need_b else None
         return grad_xk, grad_x0, grad_w, grad_b
 
@@ -139,8 +151,10 @@ class CIN(nn.Module):
             out = self.activation(pre).view(b, d, -1)  # [B, D, H_{k+1}]
             if self.split_half and i < n - 1:
                 half = self.layer_size[i] // 2
-                xk = out[:, :, :half]
-                pooled.append(out[:, :, half:].sum(1))
+                # split, not two slices: its backward is one concatenation, not two zero-filled full-size grads
+                parts = torch.split(out, [half, half], dim=2)
+                xk = parts[0]
+                pooled.append(parts[1].sum(1))
             else:
                 xk = out
                 pooled.append(out.sum(1))
