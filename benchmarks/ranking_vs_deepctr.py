@@ -10,7 +10,9 @@ a few near 1,000,000: ~75M embedding parameters). Each cell runs in its own proc
 training samples/s over --steps steps of each library's own ``fit`` loop (median of --repeats), prediction
 samples/s, peak RSS. With --auc, both also train one full epoch and report test AUC. FLOPs per training
 sample come from torch's FLOP counter on recstack's model (forward + backward), and "of peak" divides
-the achieved FLOP rate by this machine's measured float32 matmul rate at the same thread count.
+the achieved FLOP rate by this machine's float32 matmul rate at the same thread count, measured in the
+same process just before each timed repeat (the shared machine's rate drifts by 20% over minutes); the
+median of those per-repeat fractions is reported.
 Results: benchmarks/results/ranking_vs_deepctr.json.
 """
 
@@ -91,12 +93,14 @@ def worker(args: argparse.Namespace) -> dict:
         return time.perf_counter() - t0
 
     fit_rows(0, bs * 3)  # warm-up (allocations, numba, first-touch of tables)
-    rates = []
+    rates, peaks = [], []
     for r in range(args.repeats):
+        peaks.append(matmul_gflops(args.threads, args.device))  # the machine's rate right now: "of peak" is paired
         secs = fit_rows(bs * 3 + r * bs * args.steps, bs * args.steps)
         rates.append(bs * args.steps / secs)
     result["train_samples_per_s"] = statistics.median(rates)
     result["train_runs"] = rates
+    result["matmul_gflops_runs"] = peaks
     n_pred = min(args.predict_rows, meta["test_rows"])
     xt = {k: np.asarray(test[k][:n_pred]) for k in names}
     t0 = time.perf_counter()
@@ -226,8 +230,8 @@ def main() -> None:
                         row[lib] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
                     else:
                         row[lib] = json.loads(proc.stdout.strip().splitlines()[-1])
-                        rate = row[lib]["train_samples_per_s"] * flops / 1e9
-                        row[lib]["fraction_of_matmul_peak"] = rate / peak
+                        runs = zip(row[lib]["train_runs"], row[lib]["matmul_gflops_runs"])
+                        row[lib]["fraction_of_matmul_peak"] = statistics.median(r * flops / 1e9 / p for r, p in runs)
                 ours, theirs = row.get("recstack", {}), row.get("deepctr", {})
                 if "train_samples_per_s" in ours and "train_samples_per_s" in theirs:
                     row["train_speedup"] = ours["train_samples_per_s"] / theirs["train_samples_per_s"]
