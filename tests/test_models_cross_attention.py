@@ -274,3 +274,16 @@ def test_xdeepfm_beats_logistic_regression():
 
 def test_autoint_beats_logistic_regression():
     assert train_and_score(lambda c: AutoInt(c, c)) > logistic_regression_auc() + 0.005
+
+
+def test_cin_compiled_outer_gradients_match_batched_matmul():
+    # float32 CPU backward passes take the numba kernel; other dtypes take torch.bmm, the reference here
+    from recstack.nn.cin import outer_grads
+
+    torch.manual_seed(0)
+    for n, f, h in ((300, 26, 128), (7, 26, 26), (1, 3, 1)):
+        gz, x0, xk = torch.randn(n, f, h), torch.randn(n, f), torch.randn(n, h)
+        grad_xk, grad_x0 = torch.full((n, h), float("nan")), torch.full((n, f), float("nan"))
+        outer_grads(gz, x0, xk, grad_xk, grad_x0)
+        torch.testing.assert_close(grad_xk, torch.bmm(x0.unsqueeze(1), gz).squeeze(1), rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(grad_x0, torch.bmm(gz, xk.unsqueeze(2)).squeeze(2), rtol=1e-5, atol=1e-4)
