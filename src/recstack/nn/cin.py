@@ -87,8 +87,9 @@ class _CINLayerFunction(torch.autograd.Function):
         o = wf.shape[0]
         grad = grad.contiguous()
         need_xk, need_x0, need_w, need_b = ctx.needs_input_grad
-        grad_xk = torch.empty_like(xk) if need_xk else None
-        grad_x0 = torch.empty_like(x0) if need_x0 else None
+        # both input gradients come from one pass over g @ W, so both are formed when either is needed
+        grad_xk = torch.empty_like(xk)
+        grad_x0 = torch.empty_like(x0)
         grad_wf = torch.zeros_like(wf) if need_w else None
         chunks = _chunks(n, h * f)
         rows = chunks[0][1]
@@ -102,15 +103,10 @@ class _CINLayerFunction(torch.autograd.Function):
                 grad_wf += g.t() @ z.view(e - s, f * h)  # not addmm_: torch's FLOP counter skips in-place variants
             if gzbuf is not None:
                 gz = torch.mm(g, wf, out=gzbuf[: e - s]).view(e - s, f, h)
-                if grad_xk is not None and grad_x0 is not None:
-                    outer_grads(gz, x0[s:e], xk[s:e], grad_xk[s:e], grad_x0[s:e])
-                elif grad_xk is not None:
-                    torch.bmm(x0[s:e].unsqueeze(1), gz, out=grad_xk[s:e].unsqueeze(1))
-                elif grad_x0 is not None:
-                    torch.bmm(gz, xk[s:e].unsqueeze(2), out=grad_x0[s:e].unsqueeze(2))
+                outer_grads(gz, x0[s:e], xk[s:e], grad_xk[s:e], grad_x0[s:e])
         grad_w = grad_wf.view(o, f, h).transpose(1, 2).reshape(o, h * f) if grad_wf is not None else None
         grad_b = grad.sum(0) if need_b else None
-        return grad_xk, grad_x0, grad_w, grad_b
+        return grad_xk if need_xk else None, grad_x0 if need_x0 else None, grad_w, grad_b
 
 
 class CIN(nn.Module):
