@@ -12,7 +12,6 @@ Numba is imported the first time a kernel is needed, so importing this module st
 from __future__ import annotations
 
 import operator
-import os
 import sys
 import threading
 from typing import Any
@@ -22,6 +21,7 @@ import pyarrow as pa
 import xxhash
 
 from recstack.errors import SchemaError
+from recstack.threads import numba_pool_usable
 
 __all__ = ["NULL_TOKEN", "bucketize_hashes", "column_seed", "hash_values", "reference_hash"]
 
@@ -333,7 +333,6 @@ _HELPERS = (
 _PARALLEL_KERNELS = ("_str_parallel", "_i64_parallel", "_u64_parallel")
 # Below this many rows one thread is used: waking the worker threads can cost more than the work.
 _PARALLEL_MIN_ROWS = 1 << 16
-_PARALLEL_PID: int | None = None  # the process that started numba's thread pool
 _LOAD_LOCK = threading.Lock()
 _LOADED = False
 
@@ -636,14 +635,8 @@ def _n_chunks(n: int) -> int:
     A process forked after its parent ran a parallel kernel also runs serially: GNU OpenMP (numba's usual
     threading layer) terminates a forked child that uses it again, e.g. in DataLoader workers.
     """
-    global _PARALLEL_PID
     numba = _load_kernels()
-    if n < _PARALLEL_MIN_ROWS:
-        return 1
-    pid = os.getpid()
-    if _PARALLEL_PID is None:
-        _PARALLEL_PID = pid
-    elif _PARALLEL_PID != pid:
+    if n < _PARALLEL_MIN_ROWS or not numba_pool_usable():
         return 1
     return max(1, min(numba.get_num_threads(), n))
 

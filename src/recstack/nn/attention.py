@@ -4,6 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recstack.nn import attention_kernels
+
 
 class InteractingLayer(nn.Module):
     """Multi-head self-attention across fields with a residual connection: ``[B, F, E] -> [B, F, E]``.
@@ -29,12 +31,16 @@ class InteractingLayer(nn.Module):
         self.head_num = head_num
         self.use_res = use_res
         self.scaling = scaling
+        # float32 CPU inputs go through the fused kernels (attention_kernels); False keeps the op-by-op path
+        self.fused = True
         generator = torch.Generator().manual_seed(seed)
         # Q, K, V (and the residual projection) as one [E, 4E] matrix: one GEMM per forward.
         self.W = nn.Parameter(torch.empty(embedding_size, 4 * embedding_size).normal_(0.0, 0.05, generator=generator))
         self.to(device)
 
     def forward(self, inputs: Tensor) -> Tensor:
+        if not torch.jit.is_scripting() and self._use_fused(inputs):
+            return self._fused(inputs)
         b, f, e = inputs.shape
         proj = inputs @ self.W  # [B, F, 4E]
         q, k, v, res = proj.split(e, dim=2)
@@ -50,3 +56,12 @@ class InteractingLayer(nn.Module):
         if self.use_res:
             out = out + res
         return F.relu(out)
+
+    @torch.jit.unused
+    def _use_fused(self, inputs: Tensor) -> bool:
+        return self.fused and attention_kernels.supported(inputs, self.W)
+
+    @torch.jit.unused
+    def _fused(self, inputs: Tensor) -> Tensor:
+        scale = 1.0 / self.att_embedding_size**0.5 if self.scaling else 1.0
+        return attention_kernels.InteractingFunction.apply(inputs, self.W, self.head_num, scale, self.use_res)

@@ -1,0 +1,83 @@
+"""The fused CPU kernels of InteractingLayer against its op-by-op path (values and gradients)."""
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from recstack.nn import attention_kernels
+from recstack.nn.attention import InteractingLayer
+
+
+def _run(layer: InteractingLayer, x: torch.Tensor, g: torch.Tensor, fused: bool):
+    layer.fused = fused
+    x = x.clone().requires_grad_(True)
+    y = layer(x)
+    gx, gw = torch.autograd.grad(y, (x, layer.W), g)
+    return y.detach(), gx, gw, y.grad_fn
+
+
+# (batch, fields, embedding, heads, use_res, scaling, input scale): batches below, at and across the
+# 64-sample block and the per-thread split; a large input scale saturates the softmax (exp over a wide range)
+CONFIGS = [
+    (200, 26, 16, 2, True, False, 1.0),
+    (70, 5, 8, 4, False, True, 1.0),
+    (1, 3, 4, 1, True, False, 1.0),
+    (64, 26, 16, 2, True, True, 1.0),
+    (300, 7, 16, 2, True, False, 6.0),
+]
+
+
+@pytest.mark.parametrize("batch,fields,emb,heads,use_res,scaling,scale", CONFIGS)
+def test_fused_kernels_match_the_op_path(batch, fields, emb, heads, use_res, scaling, scale):
+    torch.manual_seed(batch)
+    layer = InteractingLayer(emb, heads, use_res, scaling, seed=batch)
+    with torch.no_grad():
+        layer.W.mul_(4.0)  # larger scores than the default init gives
+    x = torch.randn(batch, fields, emb) * scale
+    g = torch.randn(batch, fields, emb)
+    y_ref, gx_ref, gw_ref, fn_ref = _run(layer, x, g, fused=False)
+    y, gx, gw, fn = _run(layer, x, g, fused=True)
+    assert "InteractingFunction" in type(fn).__name__ and "InteractingFunction" not in type(fn_ref).__name__
+    assert (y_ref > 0).any() and (y_ref == 0).any()  # both sides of the ReLU are exercised
+    # float32 rounding of scores in the hundreds (the saturated case) moves exp by ~1e-4 relative, either path
+    rtol = 1e-5 if scale == 1.0 else 5e-4
+    torch.testing.assert_close(y, y_ref, rtol=rtol, atol=1e-5)
+    torch.testing.assert_close(gx, gx_ref, rtol=10 * rtol, atol=1e-5)
+    # each weight gradient sums batch x fields products of both signs: absolute error scales with the largest
+    torch.testing.assert_close(gw, gw_ref, rtol=10 * rtol, atol=1e-5 * gw_ref.abs().max().item())
+
+
+def test_serial_kernels_give_the_parallel_results(monkeypatch):
+    torch.set_num_threads(2)
+    layer = InteractingLayer(16, 2, seed=3)
+    x = torch.randn(300, 26, 16)
+    g = torch.randn(300, 26, 16)
+    assert len(attention_kernels._bounds(300)) == 3  # two per-thread ranges
+    y_par, gx_par, gw_par, _ = _run(layer, x, g, fused=True)
+    monkeypatch.setattr(attention_kernels, "numba_pool_usable", lambda: False)  # as in a forked child
+    y_ser, gx_ser, gw_ser, _ = _run(layer, x, g, fused=True)
+    torch.testing.assert_close(y_ser, y_par, rtol=0, atol=0)
+    torch.testing.assert_close(gx_ser, gx_par, rtol=0, atol=0)
+    torch.testing.assert_close(gw_ser, gw_par, rtol=1e-5, atol=1e-5)  # per-thread partial sums added in another order
+
+
+def test_ranges_cover_the_batch_on_block_boundaries():
+    torch.set_num_threads(2)
+    for n in (1, 63, 64, 65, 200, 4096):
+        cuts = attention_kernels._bounds(n).tolist()
+        assert cuts[0] == 0 and cuts[-1] == n and cuts == sorted(cuts)
+        assert all(c % attention_kernels.LANES == 0 for c in cuts[:-1])
+
+
+def test_other_dtypes_and_flop_counting_use_the_op_path():
+    layer = InteractingLayer(8, 2, seed=1)
+    x = torch.randn(10, 4, 8)
+    assert attention_kernels.supported(x, layer.W)
+    assert not attention_kernels.supported(x.double(), layer.W)
+    with FlopCounterMode(display=False) as counter:
+        y = layer(x)
+    assert "InteractingFunction" not in type(y.grad_fn).__name__
+    assert counter.get_total_flops() > 0  # the fused kernels would be invisible to the counter
+    layer64 = InteractingLayer(8, 2, seed=1).double()
+    x64 = torch.randn(3, 4, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(layer64, (x64,))
