@@ -131,3 +131,34 @@ def test_row_sparse_unscale_restores_gradients_and_flags_overflow():
         torch.testing.assert_close(b, a)
     scaled_back[0][0, 0] = float("inf")
     assert not opt.unscale_(1.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_row_lookup_gradient_equals_torch_embedding(dtype):
+    from recstack.nn.embedding import _RowLookup
+
+    torch.manual_seed(1)
+    table = torch.randn(50, 16, dtype=dtype, requires_grad=True)
+    index = torch.randint(0, 50, (300, 26))  # many repeated rows: their gradients must add up
+    g = torch.randn(300, 26, 16, dtype=dtype)
+    ours = _RowLookup.apply(table, index)
+    theirs = torch.nn.functional.embedding(index, table)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    (grad_ours,) = torch.autograd.grad(ours, table, g)
+    (grad_theirs,) = torch.autograd.grad(theirs, table, g)
+    torch.testing.assert_close(grad_ours, grad_theirs)
+    assert (grad_theirs.abs().sum(1) > 0).sum() > 40  # most rows touched, several times each
+
+
+def test_training_lookups_use_the_compiled_row_gradient():
+    cols = [SparseFeat("a", 10, 4), SparseFeat("b", 20, 4)]
+    coll = EmbeddingCollection(cols)
+    batch = {"a": torch.tensor([1, 2, 1]), "b": torch.tensor([3, 3, 4])}
+    names = []
+    fn = coll(batch).grad_fn
+    while fn is not None:
+        names.append(type(fn).__name__)
+        fn = fn.next_functions[0][0] if fn.next_functions else None
+    assert "_RowLookupBackward" in names and "EmbeddingBackward0" not in names
+    with torch.no_grad():
+        assert coll(batch).grad_fn is None
