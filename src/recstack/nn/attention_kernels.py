@@ -21,7 +21,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from recstack.threads import numba_pool_usable
 
-LANES = 64  # samples per block: the vectorized axis; 64 keeps a block's working set within L2
+LANES = 128  # samples per block, the vectorized axis: in paired AutoInt fits 2-10% faster than 64, 7% than 256
 
 _F32 = np.float32
 _LOG2E = _F32(1.4426950408889634)
