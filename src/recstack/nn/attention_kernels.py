@@ -58,11 +58,10 @@ def _gather(src: Any, b0: int, nl: int, dst: Any) -> None:  # noqa: ANN401
                 dst[f, c, lane] = src[b0 + lane, f, c]
 
 
-def _project(xb: Any, w: Any, pj: Any, nl: int) -> None:  # noqa: ANN401
-    """``pj[f, n, :] = sum_e w[e, n] * xb[f, e, :]``."""
+def _project(xb: Any, w: Any, pj: Any, nl: int, n_: int) -> None:  # noqa: ANN401
+    """``pj[f, n, :] = sum_e w[e, n] * xb[f, e, :]`` for the first ``n_`` columns."""
     e_ = _E
     f_ = xb.shape[0]
-    n_ = w.shape[1]
     for f in range(f_):
         for n in range(n_):
             out = pj[f, n]
@@ -135,16 +134,23 @@ def _block_forward(
     den: Any,  # noqa: ANN401
     ibits: Any,
     fbits: Any,
-    nl: int,  # noqa: ANN401
+    nl: int,
+    outputs: bool,  # noqa: ANN401
 ) -> None:
-    """Projections into ``pj``, attention maps into ``pb[h, i]`` and pre-activation outputs into ``ob``."""
+    """Projections into ``pj``, attention maps into ``pb[h, i]`` and (``outputs``) pre-activations into ``ob``.
+
+    Without ``outputs`` (the backward, which reads the ReLU mask off the layer's output) neither the residual
+    projection nor the attention-weighted values are formed.
+    """
     f_, e_, d = xb.shape[0], _E, _D
-    _project(xb, w, pj, nl)
+    _project(xb, w, pj, nl, 4 * e_ if outputs and use_res else 3 * e_)
     for h in range(heads):
         qo, ko, vo = h * d, e_ + h * d, 2 * e_ + h * d
         for i in range(f_):
             p = pb[h, i]
             _attention_row(pj, i, qo, ko, scale, p, mx, den, ibits, fbits, nl)
+            if not outputs:
+                continue
             for t in range(d):
                 acc = ob[i, qo + t]
                 if use_res:
@@ -184,7 +190,7 @@ def _forward_range(
     for b0 in range(lo, hi, LANES):
         nl = min(LANES, hi - b0)
         _gather(x, b0, nl, xb)
-        _block_forward(xb, w, heads, scale, use_res, pj, pb, ob, mx, den, ibits, fbits, nl)
+        _block_forward(xb, w, heads, scale, use_res, pj, pb, ob, mx, den, ibits, fbits, nl, True)
         for lane in range(nl):
             for f in range(f_):
                 for e in range(e_):
@@ -194,6 +200,7 @@ def _forward_range(
 def _backward_range(
     x: Any,
     w: Any,
+    y: Any,
     gy: Any,
     gx: Any,
     gw: Any,
@@ -203,14 +210,18 @@ def _backward_range(
     lo: int,
     hi: int,  # noqa: ANN401
 ) -> None:
-    """Input gradient into ``gx[lo:hi]``; this range's weight gradient added into ``gw``."""
+    """Input gradient into ``gx[lo:hi]`` (``y`` is the forward's output); the weight gradient added into ``gw``."""
     f_, e_, d = x.shape[1], _E, _D
     n_ = 4 * e_
     sc = _F32(scale)
     xb = np.empty((f_, e_, LANES), np.float32)
     gb = np.empty((f_, e_, LANES), np.float32)
     pj = np.empty((f_, n_, LANES), np.float32)
-    dpj = np.empty((f_, n_, LANES), np.float32)
+    # dP and X column-major over (field, lane): the weight gradient is then contiguous dot products
+    dflat = np.zeros((n_, f_ * LANES), np.float32)
+    dpj = dflat.reshape((n_, f_, LANES))
+    xflat = np.zeros((e_, f_ * LANES), np.float32)
+    xt = xflat.reshape((e_, f_, LANES))
     pb = np.empty((heads, f_, f_, LANES), np.float32)
     ob = np.empty((f_, e_, LANES), np.float32)
     ds = np.empty((f_, LANES), np.float32)
@@ -223,8 +234,9 @@ def _backward_range(
         nl = min(LANES, hi - b0)
         _gather(x, b0, nl, xb)
         _gather(gy, b0, nl, gb)
-        _block_forward(xb, w, heads, scale, use_res, pj, pb, ob, mx, den, ibits, fbits, nl)
-        for f in range(f_):  # through the ReLU
+        _gather(y, b0, nl, ob)
+        _block_forward(xb, w, heads, scale, use_res, pj, pb, ob, mx, den, ibits, fbits, nl, False)
+        for f in range(f_):  # through the ReLU (y > 0 where the pre-activation is)
             for e in range(e_):
                 g = gb[f, e]
                 pre = ob[f, e]
@@ -232,7 +244,7 @@ def _backward_range(
                     g[lane] = g[lane] if pre[lane] > 0 else _F32(0.0)
         for f in range(f_):
             for n in range(n_):
-                acc = dpj[f, n]
+                acc = dpj[n, f]
                 if use_res and n >= 3 * e_:
                     g = gb[f, n - 3 * e_]
                     for lane in range(nl):
@@ -268,16 +280,16 @@ def _backward_range(
                     g = gb[i, qo + t]
                     for j in range(f_):
                         pr = p[j]
-                        dv = dpj[j, vo + t]
+                        dv = dpj[vo + t, j]
                         for lane in range(nl):
                             dv[lane] += pr[lane] * g[lane]
                     q = pj[i, qo + t]
                     for j in range(f_):
                         row = ds[j]
-                        dk = dpj[j, ko + t]
+                        dk = dpj[ko + t, j]
                         for lane in range(nl):
                             dk[lane] += row[lane] * q[lane]
-                    dq = dpj[i, qo + t]
+                    dq = dpj[qo + t, i]
                     for j in range(f_):
                         row = ds[j]
                         k = pj[j, ko + t]
@@ -292,26 +304,35 @@ def _backward_range(
                     for lane in range(nl):
                         acc = out[lane]
                         for n in range(e_):
-                            acc += w[e, n0 + n] * dpj[f, n0 + n, lane]
+                            acc += w[e, n0 + n] * dpj[n0 + n, f, lane]
                         out[lane] = acc
         for lane in range(nl):
             for f in range(f_):
                 for e in range(e_):
                     gx[b0 + lane, f, e] = ob[f, e, lane]
-        for e in range(e_):  # dW += X.T @ dP
-            for n in range(n_):
-                acc = c
+        if nl < LANES:
+            xflat[:] = 0.0  # lanes past the batch contribute nothing to the sums below
+        for f in range(f_):
+            for e in range(e_):
+                src = xb[f, e]
+                dst = xt[e, f]
                 for lane in range(nl):
-                    acc[lane] = 0.0
-                for f in range(f_):
-                    xe = xb[f, e]
-                    dp = dpj[f, n]
-                    for lane in range(nl):
-                        acc[lane] += xe[lane] * dp[lane]
-                total = _F32(0.0)
-                for lane in range(nl):
-                    total += acc[lane]
-                gw[e, n] += total
+                    dst[lane] = src[lane]
+        for e in range(e_):  # dW += X.T @ dP: four dot products over (field, lane) per pass over a row of X
+            xr = xflat[e]
+            for n in range(0, n_, 4):
+                d0, d1, d2, d3 = dflat[n], dflat[n + 1], dflat[n + 2], dflat[n + 3]
+                a0 = a1 = a2 = a3 = _F32(0.0)
+                for k in range(f_ * LANES):
+                    xv = xr[k]
+                    a0 += xv * d0[k]
+                    a1 += xv * d1[k]
+                    a2 += xv * d2[k]
+                    a3 += xv * d3[k]
+                gw[e, n] += a0
+                gw[e, n + 1] += a1
+                gw[e, n + 2] += a2
+                gw[e, n + 3] += a3
 
 
 def _forward_parallel(
@@ -330,6 +351,7 @@ def _forward_parallel(
 def _backward_parallel(
     x: Any,
     w: Any,
+    y: Any,
     gy: Any,
     gx: Any,
     gw: Any,
@@ -339,7 +361,7 @@ def _backward_parallel(
     bounds: Any,  # noqa: ANN401
 ) -> None:
     for c in _prange(len(bounds) - 1):
-        _backward_range(x, w, gy, gx, gw[c], heads, scale, use_res, bounds[c], bounds[c + 1])
+        _backward_range(x, w, y, gy, gx, gw[c], heads, scale, use_res, bounds[c], bounds[c + 1])
 
 
 # Compile-time constants of one specialization: with the embedding and head widths fixed, the compiler unrolls
@@ -419,13 +441,13 @@ class InteractingFunction(torch.autograd.Function):
             forward(x.numpy(), w.numpy(), y.numpy(), heads, scale, use_res, bounds)
         else:
             forward_range(x.numpy(), w.numpy(), y.numpy(), heads, scale, use_res, 0, x.shape[0])
-        ctx.save_for_backward(x, w)
+        ctx.save_for_backward(x, w, y)
         ctx.config = (heads, scale, use_res)
         return y
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # noqa: ANN401
-        x, w = ctx.saved_tensors
+        x, w, y = ctx.saved_tensors
         heads, scale, use_res = ctx.config
         bounds = _bounds(x.shape[0])
         gx = torch.empty_like(x)
@@ -434,8 +456,10 @@ class InteractingFunction(torch.autograd.Function):
         _, backward, _, backward_range = _kernels(e, e // heads)
         if len(bounds) > 2 and numba_pool_usable():
             gw = torch.zeros(len(bounds) - 1, *w.shape, dtype=w.dtype)  # one partial sum per thread
-            backward(x.numpy(), w.numpy(), g.numpy(), gx.numpy(), gw.numpy(), heads, scale, use_res, bounds)
+            backward(x.numpy(), w.numpy(), y.numpy(), g.numpy(), gx.numpy(), gw.numpy(), heads, scale, use_res, bounds)
             return gx, gw.sum(0), None, None, None
         gw = torch.zeros_like(w)
-        backward_range(x.numpy(), w.numpy(), g.numpy(), gx.numpy(), gw.numpy(), heads, scale, use_res, 0, x.shape[0])
+        backward_range(
+            x.numpy(), w.numpy(), y.numpy(), g.numpy(), gx.numpy(), gw.numpy(), heads, scale, use_res, 0, x.shape[0]
+        )
         return gx, gw, None, None, None
