@@ -121,10 +121,22 @@ def test_cin_chunked_layer_gradients_match_the_plain_outer_product(monkeypatch):
         torch.randn(5, dtype=torch.double, generator=gen, requires_grad=True),
     ]
     assert len(cin_module._chunks(37, 12)) > 1
-    assert torch.autograd.gradcheck(cin_module._CINLayerFunction.apply, args)
-    xk, x0, w, b = args
-    plain = (xk.unsqueeze(2) * x0.unsqueeze(1)).reshape(37, 12) @ w.t() + b
-    torch.testing.assert_close(cin_module._CINLayerFunction.apply(*args), plain)
+    for relu in (False, True):  # the ReLU fused into the layer, chunk by chunk, or none
+        assert torch.autograd.gradcheck(lambda *a, relu=relu: cin_module._CINLayerFunction.apply(*a, relu), args)
+        xk, x0, w, b = args
+        plain = (xk.unsqueeze(2) * x0.unsqueeze(1)).reshape(37, 12) @ w.t() + b
+        torch.testing.assert_close(cin_module._CINLayerFunction.apply(*args, relu), plain.relu() if relu else plain)
+
+    # float32 with xk a strided view (as split_half leaves it): same values and gradients as plain ops
+    wide = torch.randn(37, 8, generator=gen, requires_grad=True)
+    x0f, wf, bf = (t.detach().float().requires_grad_() for t in args[1:])
+    ours = cin_module._CINLayerFunction.apply(wide[:, :4], x0f, wf, bf, True)
+    plain = ((wide[:, :4].unsqueeze(2) * x0f.unsqueeze(1)).reshape(37, 12) @ wf.t() + bf).relu()
+    torch.testing.assert_close(ours, plain)
+    g = torch.randn(37, 5, generator=gen)
+    inputs = [wide, x0f, wf, bf]
+    for a, c in zip(torch.autograd.grad(ours, inputs, g), torch.autograd.grad(plain, inputs, g)):
+        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5)
 
     cin = CIN(3, (4, 2))
     x = torch.randn(9, 3, 5, generator=gen, requires_grad=True)

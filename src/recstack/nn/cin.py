@@ -64,7 +64,7 @@ class _CINLayerFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, xk: Tensor, x0: Tensor, weight: Tensor, bias: Tensor) -> Tensor:  # noqa: ANN401
+    def forward(ctx: Any, xk: Tensor, x0: Tensor, weight: Tensor, bias: Tensor, relu: bool) -> Tensor:  # noqa: ANN401
         n, h = xk.shape
         f = x0.shape[1]
         o = weight.shape[0]
@@ -76,17 +76,19 @@ class _CINLayerFunction(torch.autograd.Function):
             z = zbuf[: e - s]
             torch.mul(x0[s:e].unsqueeze(2), xk[s:e].unsqueeze(1), out=z)
             torch.addmm(bias, z.view(e - s, f * h), wf.t(), out=out[s:e])
-        ctx.save_for_backward(xk, x0, wf)
+            if relu:
+                torch.relu_(out[s:e])  # while the chunk is in cache, not as another pass over [B*D, H]
+        ctx.save_for_backward(xk, x0, wf, out if relu else None)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # noqa: ANN401
-        xk, x0, wf = ctx.saved_tensors
+        xk, x0, wf, out = ctx.saved_tensors
         n, h = xk.shape
         f = x0.shape[1]
         o = wf.shape[0]
         grad = grad.contiguous()
-        need_xk, need_x0, need_w, need_b = ctx.needs_input_grad
+        need_xk, need_x0, need_w, need_b, _ = ctx.needs_input_grad
         # both input gradients come from one pass over g @ W, so both are formed when either is needed
         grad_xk = torch.empty_like(xk)
         grad_x0 = torch.empty_like(x0)
@@ -95,8 +97,14 @@ class _CINLayerFunction(torch.autograd.Function):
         rows = chunks[0][1]
         zbuf = torch.empty(rows, f, h, dtype=xk.dtype, device=xk.device) if need_w else None
         gzbuf = torch.empty(rows, f * h, dtype=xk.dtype, device=xk.device) if need_xk or need_x0 else None
+        gbuf = torch.empty(rows, o, dtype=grad.dtype, device=grad.device) if out is not None else None
+        grad_b = torch.zeros(o, dtype=grad.dtype, device=grad.device) if need_b else None
         for s, e in chunks:
             g = grad[s:e]
+            if out is not None and gbuf is not None:  # through the fused ReLU
+                g = torch.mul(g, out[s:e] > 0, out=gbuf[: e - s])
+            if grad_b is not None:
+                grad_b += g.sum(0)
             if zbuf is not None and grad_wf is not None:
                 z = zbuf[: e - s]
                 torch.mul(x0[s:e].unsqueeze(2), xk[s:e].unsqueeze(1), out=z)
@@ -105,8 +113,7 @@ class _CINLayerFunction(torch.autograd.Function):
                 gz = torch.mm(g, wf, out=gzbuf[: e - s]).view(e - s, f, h)
                 outer_grads(gz, x0[s:e], xk[s:e], grad_xk[s:e], grad_x0[s:e])
         grad_w = grad_wf.view(o, f, h).transpose(1, 2).reshape(o, h * f) if grad_wf is not None else None
-        grad_b = grad.sum(0) if need_b else None
-        return grad_xk if need_xk else None, grad_x0 if need_x0 else None, grad_w, grad_b
+        return grad_xk if need_xk else None, grad_x0 if need_x0 else None, grad_w, grad_b, None
 
 
 class CIN(nn.Module):
@@ -181,10 +188,9 @@ class CIN(nn.Module):
         for layer in self.filters:
             if torch.jit.is_scripting():
                 z = (xk.unsqueeze(3) * x0).reshape(b * d, -1)  # outer product [B*D, H_k*F0]
-                pre = layer(z)
+                out = self.activation(layer(z)).view(b, d, -1)  # [B, D, H_{k+1}]
             else:
-                pre = self._chunked(xk.reshape(b * d, -1), x0_rows, layer.weight, layer.bias)
-            out = self.activation(pre).view(b, d, -1)  # [B, D, H_{k+1}]
+                out = self._chunked(xk.reshape(b * d, -1), x0_rows, layer.weight, layer.bias).view(b, d, -1)
             if self.split_half and i < n - 1:
                 half = self.layer_size[i] // 2
                 # split, not two slices: its backward is one concatenation, not two zero-filled full-size grads
@@ -199,7 +205,10 @@ class CIN(nn.Module):
 
     @torch.jit.unused
     def _chunked(self, xk: Tensor, x0: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        return _CINLayerFunction.apply(xk.contiguous(), x0.contiguous(), weight, bias)
+        """One layer's activated maps ``[B*D, H_{k+1}]``; a ReLU is applied chunk by chunk inside the layer."""
+        relu = type(self.activation) is nn.ReLU
+        pre = _CINLayerFunction.apply(xk.contiguous(), x0.contiguous(), weight, bias, relu)
+        return pre if relu else self.activation(pre)
 
     @torch.jit.unused
     def l2_penalty(self) -> Tensor:
