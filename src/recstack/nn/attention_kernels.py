@@ -160,11 +160,11 @@ def _block_forward(
                 else:
                     for lane in range(nl):
                         acc[lane] = 0.0
-                for j in range(f_):
-                    pr = p[j]
-                    v = pj[j, vo + t]
-                    for lane in range(nl):
-                        acc[lane] += pr[lane] * v[lane]
+            for j in range(f_):  # the head's d outputs per pass over the lanes (d is a compile-time constant)
+                for lane in range(nl):
+                    pr = p[j, lane]
+                    for t in range(d):
+                        ob[i, qo + t, lane] += pr * pj[j, vo + t, lane]
 
 
 def _forward_range(
@@ -275,26 +275,20 @@ def _backward_range(
                     row = ds[j]
                     for lane in range(nl):
                         row[lane] = pr[lane] * (row[lane] - c[lane]) * sc
-                # one store stream per loop: more would exceed the compiler's budget of runtime alias checks
-                for t in range(d):
-                    g = gb[i, qo + t]
-                    for j in range(f_):
-                        pr = p[j]
-                        dv = dpj[vo + t, j]
-                        for lane in range(nl):
-                            dv[lane] += pr[lane] * g[lane]
-                    q = pj[i, qo + t]
-                    for j in range(f_):
-                        row = ds[j]
-                        dk = dpj[ko + t, j]
-                        for lane in range(nl):
-                            dk[lane] += row[lane] * q[lane]
-                    dq = dpj[qo + t, i]
-                    for j in range(f_):
-                        row = ds[j]
-                        k = pj[j, ko + t]
-                        for lane in range(nl):
-                            dq[lane] += row[lane] * k[lane]
+                # per key j, one pass over the lanes updates the head's d columns (d is a compile-time constant)
+                for j in range(f_):
+                    for lane in range(nl):
+                        pr = p[j, lane]
+                        for t in range(d):
+                            dpj[vo + t, j, lane] += pr * gb[i, qo + t, lane]
+                    for lane in range(nl):
+                        sj = ds[j, lane]
+                        for t in range(d):
+                            dpj[ko + t, j, lane] += sj * pj[i, qo + t, lane]
+                    for lane in range(nl):
+                        sj = ds[j, lane]
+                        for t in range(d):
+                            dpj[qo + t, i, lane] += sj * pj[j, ko + t, lane]
         for f in range(f_):  # dX = dP @ W.T, in four sums of e_ terms (one sum of 4 * e_ is not unrolled)
             for e in range(e_):
                 out = ob[f, e]
