@@ -1,0 +1,129 @@
+"""recstack's CPU kernels on and off, paired in one process: fused attention (AutoInt) and the compiled
+embedding backward (any model).
+
+    .venv/bin/python benchmarks/fused_kernels_ab.py --model AutoInt --switch attention --batch-sizes 256 4096
+    .venv/bin/python benchmarks/fused_kernels_ab.py --model DeepFM --switch embedding
+
+Same data and model shape as benchmarks/ranking_vs_deepctr.py. Each pair is two short ``fit`` calls on
+fresh rows, one with the kernel and one with torch's op-by-op path, in alternating order; the figure is
+the median of the per-pair ratios, which cancels most of this shared machine's drift.
+Results: benchmarks/results/fused_kernels_ab.json (one entry per model, switch and batch size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import ranking_vs_deepctr as rb  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def switch(model, name: str, on: bool) -> None:
+    """Turn one kernel on or off for ``model``."""
+    import torch.nn.functional as F
+
+    from recstack.nn.attention import InteractingLayer
+    from recstack.nn.embedding import FusedTable
+
+    if name == "attention":
+        for m in model.modules():
+            if isinstance(m, InteractingLayer):
+                m.fused = on
+    elif on:
+        FusedTable._lookup_for_grad = switch.lookup  # type: ignore[attr-defined]
+    else:
+        FusedTable._lookup_for_grad = lambda self, index, table: F.embedding(index, table)
+
+
+def measure(model, train: dict[str, np.ndarray], bs: int, name: str, pairs: int) -> dict[str, float]:
+    """Median samples/s with the kernel on and off, and the median of the per-pair ratios."""
+    names = [k for k in train if k != "label"]
+    steps = 60 if bs <= 512 else 10  # fits of about a second: shorter ones are mostly noise here
+    start = 0
+
+    def fit(on: bool) -> float:
+        nonlocal start
+        n = bs * steps
+        if start + n > len(train["label"]):
+            start = 0
+        x = {k: np.asarray(train[k][start : start + n]) for k in names}
+        y = np.asarray(train["label"][start : start + n])
+        start += n
+        switch(model, name, on)
+        t = time.perf_counter()
+        model.fit(x, y, batch_size=bs, epochs=1, verbose=0)
+        return n / (time.perf_counter() - t)
+
+    fit(True), fit(False)  # compile and warm up both paths
+    on_runs, off_runs = [], []
+    for p in range(pairs):
+        for on in (True, False) if p % 2 == 0 else (False, True):
+            (on_runs if on else off_runs).append(fit(on))
+    return {
+        "kernel_samples_per_s": statistics.median(on_runs),
+        "ops_samples_per_s": statistics.median(off_runs),
+        "paired_speedup": statistics.median(a / b for a, b in zip(on_runs, off_runs)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="AutoInt")
+    parser.add_argument("--switch", choices=["attention", "embedding"], default="attention")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[256, 4096])
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="fused_kernels_ab.json", help="file name under benchmarks/results/")
+    args = parser.parse_args()
+
+    import torch
+
+    from recstack.nn.embedding import FusedTable
+
+    switch.lookup = FusedTable._lookup_for_grad  # type: ignore[attr-defined]
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        rb.prepare(args.rows, data)
+        meta = json.loads((data / "meta.json").read_text())
+        train = rb.load(data, "train")
+        entries = []
+        for bs in args.batch_sizes:
+            model = rb.build("recstack", args.model, meta["sizes"])
+            model.compile("adam", "binary_crossentropy", metrics=[])
+            command = "python benchmarks/fused_kernels_ab.py " + " ".join(sys.argv[1:])
+            entry = {
+                "model": args.model,
+                "switch": args.switch,
+                "batch_size": bs,
+                "rows": args.rows,
+                "command": command,
+            }
+            entry.update(measure(model, train, bs, args.switch, args.pairs))
+            entries.append(entry)
+            print(
+                f"{args.model} {args.switch} bs {bs}: kernel {entry['kernel_samples_per_s']:,.0f}/s, "
+                f"ops {entry['ops_samples_per_s']:,.0f}/s, paired speed-up {entry['paired_speedup']:.3f}x"
+            )
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / args.out
+    old = json.loads(path.read_text())["results"] if path.exists() else []
+    keep = [e for e in old if (e["model"], e["switch"]) != (args.model, args.switch)]
+    tmp_path = path.with_suffix(".tmp")
+    tmp_path.write_text(json.dumps({"benchmark": "fused_kernels_ab", "results": keep + entries}, indent=1))
+    tmp_path.replace(path)
+
+
+if __name__ == "__main__":
+    main()
