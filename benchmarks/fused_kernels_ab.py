@@ -21,6 +21,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+
+from recstack.nn.attention import InteractingLayer
+from recstack.nn.embedding import FusedTable
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ranking_vs_deepctr as rb  # noqa: E402
@@ -28,21 +33,21 @@ import ranking_vs_deepctr as rb  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 
 
+_KERNEL_LOOKUP = FusedTable._lookup_for_grad  # the compiled scatter-add backward on CPU
+
+
+def _ops_lookup(self, index, table):
+    return F.embedding(index, table)
+
+
 def switch(model, name: str, on: bool) -> None:
     """Turn one kernel on or off for ``model``."""
-    import torch.nn.functional as F
-
-    from recstack.nn.attention import InteractingLayer
-    from recstack.nn.embedding import FusedTable
-
     if name == "attention":
         for m in model.modules():
             if isinstance(m, InteractingLayer):
                 m.fused = on
-    elif on:
-        FusedTable._lookup_for_grad = switch.lookup  # type: ignore[attr-defined]
     else:
-        FusedTable._lookup_for_grad = lambda self, index, table: F.embedding(index, table)
+        FusedTable._lookup_for_grad = _KERNEL_LOOKUP if on else _ops_lookup
 
 
 def measure(model, train: dict[str, np.ndarray], bs: int, name: str, pairs: int) -> dict[str, float]:
@@ -87,11 +92,6 @@ def main() -> None:
     parser.add_argument("--out", default="fused_kernels_ab.json", help="file name under benchmarks/results/")
     args = parser.parse_args()
 
-    import torch
-
-    from recstack.nn.embedding import FusedTable
-
-    switch.lookup = FusedTable._lookup_for_grad  # type: ignore[attr-defined]
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)

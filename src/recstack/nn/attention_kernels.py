@@ -4,12 +4,14 @@ The op-by-op formulation writes and re-reads a dozen ``[B, F, 4E]`` / ``[B, H, F
 per step; with AutoInt's small fields (``F ~ 26``, head width 8) every one of those passes is memory-bound.
 Here ``LANES`` samples at a time are moved into a cache-resident block laid out ``[field, column, sample]``,
 so every inner loop runs along samples (contiguous, vectorized, no reductions across lanes), and nothing
-per-sample beyond the layer's input and output touches memory. The backward recomputes the block's forward
-from the input instead of saving projections and attention maps.
+per-sample beyond the layer's input and output touches memory. The backward recomputes the block's
+projections and attention maps from the input instead of saving them, and reads the ReLU mask off the output.
 
 float32 only; the caller (``InteractingLayer``) keeps the torch ops for other dtypes, devices and TorchScript.
 """
 
+# The numba kernels take NumPy arrays, typed Any:
+# ruff: noqa: ANN401
 from __future__ import annotations
 
 from typing import Any
@@ -31,7 +33,7 @@ _EXP_MIN = _F32(-87.0)
 _C2, _C3, _C4, _C5, _C6 = _F32(1 / 2), _F32(1 / 6), _F32(1 / 24), _F32(1 / 120), _F32(1 / 720)
 
 
-def _exp_rows(s: Any, rows: int, nl: int, ibits: Any, fbits: Any) -> None:  # noqa: ANN401
+def _exp_rows(s: Any, rows: int, nl: int, ibits: Any, fbits: Any) -> None:
     """``s[j, :nl] = exp(s[j, :nl])`` for ``x <= 0``: range reduction by ln 2, degree-6 polynomial, exponent bits.
 
     ``fbits`` is ``ibits`` viewed as float32. Written so the compiler vectorizes it (``math.exp`` stays scalar).
@@ -49,7 +51,7 @@ def _exp_rows(s: Any, rows: int, nl: int, ibits: Any, fbits: Any) -> None:  # no
             row[lane] *= fbits[lane]
 
 
-def _gather(src: Any, b0: int, nl: int, dst: Any) -> None:  # noqa: ANN401
+def _gather(src: Any, b0: int, nl: int, dst: Any) -> None:
     """``dst[f, c, l] = src[b0 + l, f, c]``."""
     f_, c_ = src.shape[1], src.shape[2]
     for lane in range(nl):
@@ -58,7 +60,7 @@ def _gather(src: Any, b0: int, nl: int, dst: Any) -> None:  # noqa: ANN401
                 dst[f, c, lane] = src[b0 + lane, f, c]
 
 
-def _project(xb: Any, w: Any, pj: Any, nl: int, n_: int) -> None:  # noqa: ANN401
+def _project(xb: Any, w: Any, pj: Any, nl: int, n_: int) -> None:
     """``pj[f, n, :] = sum_e w[e, n] * xb[f, e, :]`` for the first ``n_`` columns."""
     e_ = _E
     f_ = xb.shape[0]
@@ -73,17 +75,7 @@ def _project(xb: Any, w: Any, pj: Any, nl: int, n_: int) -> None:  # noqa: ANN40
 
 
 def _attention_row(
-    pj: Any,
-    i: int,
-    qo: int,
-    ko: int,
-    scale: float,
-    p: Any,
-    mx: Any,
-    den: Any,
-    ibits: Any,
-    fbits: Any,
-    nl: int,  # noqa: ANN401
+    pj: Any, i: int, qo: int, ko: int, scale: float, p: Any, mx: Any, den: Any, ibits: Any, fbits: Any, nl: int
 ) -> None:
     """Softmax row ``p[j, :] = P[i, j]`` of one head, from queries at column ``qo`` and keys at ``ko``."""
     d = _D
@@ -131,11 +123,11 @@ def _block_forward(
     pb: Any,
     ob: Any,
     mx: Any,
-    den: Any,  # noqa: ANN401
+    den: Any,
     ibits: Any,
     fbits: Any,
     nl: int,
-    outputs: bool,  # noqa: ANN401
+    outputs: bool,
 ) -> None:
     """Projections into ``pj``, attention maps into ``pb[h, i]`` and (``outputs``) pre-activations into ``ob``.
 
@@ -167,16 +159,7 @@ def _block_forward(
                         ob[i, qo + t, lane] += pr * pj[j, vo + t, lane]
 
 
-def _forward_range(
-    x: Any,
-    w: Any,
-    y: Any,
-    heads: int,
-    scale: float,
-    use_res: bool,
-    lo: int,
-    hi: int,  # noqa: ANN401
-) -> None:
+def _forward_range(x: Any, w: Any, y: Any, heads: int, scale: float, use_res: bool, lo: int, hi: int) -> None:
     f_, e_ = x.shape[1], _E
     n_ = w.shape[1]
     xb = np.empty((f_, e_, LANES), np.float32)
@@ -198,17 +181,7 @@ def _forward_range(
 
 
 def _backward_range(
-    x: Any,
-    w: Any,
-    y: Any,
-    gy: Any,
-    gx: Any,
-    gw: Any,
-    heads: int,
-    scale: float,
-    use_res: bool,
-    lo: int,
-    hi: int,  # noqa: ANN401
+    x: Any, w: Any, y: Any, gy: Any, gx: Any, gw: Any, heads: int, scale: float, use_res: bool, lo: int, hi: int
 ) -> None:
     """Input gradient into ``gx[lo:hi]`` (``y`` is the forward's output); the weight gradient added into ``gw``."""
     f_, e_, d = x.shape[1], _E, _D
@@ -329,30 +302,13 @@ def _backward_range(
                 gw[e, n + 3] += a3
 
 
-def _forward_parallel(
-    x: Any,
-    w: Any,
-    y: Any,
-    heads: int,
-    scale: float,
-    use_res: bool,
-    bounds: Any,  # noqa: ANN401
-) -> None:
+def _forward_parallel(x: Any, w: Any, y: Any, heads: int, scale: float, use_res: bool, bounds: Any) -> None:
     for c in _prange(len(bounds) - 1):
         _forward_range(x, w, y, heads, scale, use_res, bounds[c], bounds[c + 1])
 
 
 def _backward_parallel(
-    x: Any,
-    w: Any,
-    y: Any,
-    gy: Any,
-    gx: Any,
-    gw: Any,
-    heads: int,
-    scale: float,
-    use_res: bool,
-    bounds: Any,  # noqa: ANN401
+    x: Any, w: Any, y: Any, gy: Any, gx: Any, gw: Any, heads: int, scale: float, use_res: bool, bounds: Any
 ) -> None:
     for c in _prange(len(bounds) - 1):
         _backward_range(x, w, y, gy, gx, gw[c], heads, scale, use_res, bounds[c], bounds[c + 1])
@@ -424,36 +380,35 @@ class InteractingFunction(torch.autograd.Function):
     """``relu(softmax(Q K^T * scale) V + X W_res)`` per head, ``[Q K V W_res] = X @ weight``, fused (see module)."""
 
     @staticmethod
-    def forward(ctx: Any, inputs: Tensor, weight: Tensor, heads: int, scale: float, use_res: bool) -> Tensor:  # noqa: ANN401
+    def forward(ctx: Any, inputs: Tensor, weight: Tensor, heads: int, scale: float, use_res: bool) -> Tensor:
         x = inputs.detach().contiguous()
         w = weight.detach().contiguous()
         y = torch.empty_like(x)
-        e = x.shape[2]
+        n, _, e = x.shape
         forward, _, forward_range, _ = _kernels(e, e // heads)
-        bounds = _bounds(x.shape[0])
+        bounds = _bounds(n)
+        arrays = (x.numpy(), w.numpy(), y.numpy())
         if len(bounds) > 2 and numba_pool_usable():
-            forward(x.numpy(), w.numpy(), y.numpy(), heads, scale, use_res, bounds)
+            forward(*arrays, heads, scale, use_res, bounds)
         else:
-            forward_range(x.numpy(), w.numpy(), y.numpy(), heads, scale, use_res, 0, x.shape[0])
+            forward_range(*arrays, heads, scale, use_res, 0, n)
         ctx.save_for_backward(x, w, y)
         ctx.config = (heads, scale, use_res)
         return y
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # noqa: ANN401
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, w, y = ctx.saved_tensors
         heads, scale, use_res = ctx.config
-        bounds = _bounds(x.shape[0])
+        n, _, e = x.shape
+        bounds = _bounds(n)
+        parallel = len(bounds) > 2 and numba_pool_usable()
         gx = torch.empty_like(x)
-        g = grad.detach().contiguous()
-        e = x.shape[2]
+        gw = torch.zeros(len(bounds) - 1 if parallel else 1, *w.shape, dtype=w.dtype)  # a partial sum per thread
         _, backward, _, backward_range = _kernels(e, e // heads)
-        if len(bounds) > 2 and numba_pool_usable():
-            gw = torch.zeros(len(bounds) - 1, *w.shape, dtype=w.dtype)  # one partial sum per thread
-            backward(x.numpy(), w.numpy(), y.numpy(), g.numpy(), gx.numpy(), gw.numpy(), heads, scale, use_res, bounds)
-            return gx, gw.sum(0), None, None, None
-        gw = torch.zeros_like(w)
-        backward_range(
-            x.numpy(), w.numpy(), y.numpy(), g.numpy(), gx.numpy(), gw.numpy(), heads, scale, use_res, 0, x.shape[0]
-        )
-        return gx, gw, None, None, None
+        arrays = (x.numpy(), w.numpy(), y.numpy(), grad.detach().contiguous().numpy(), gx.numpy())
+        if parallel:
+            backward(*arrays, gw.numpy(), heads, scale, use_res, bounds)
+        else:
+            backward_range(*arrays, gw.numpy()[0], heads, scale, use_res, 0, n)
+        return gx, gw.sum(0), None, None, None
