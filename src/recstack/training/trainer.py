@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from recstack.errors import FormatVersionError, LabelError
 from recstack.metrics import get_metric
 from recstack.training.callbacks import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Callback, History
+from recstack.training.malloc import keep_freed_memory
 from recstack.training.optim import CombinedOptimizer, RowSparseOptimizer
 
 Batch = dict[str, Tensor]
@@ -121,7 +122,12 @@ class Trainer:
         epochs: int = 1,
         initial_epoch: int = 0,
     ) -> History:
-        """Train from ``initial_epoch`` up to ``epochs`` (Keras semantics); returns the `History`."""
+        """Train from ``initial_epoch`` up to ``epochs`` (Keras semantics); returns the `History`.
+
+        The first fit in a process applies `keep_freed_memory` (glibc malloc settings; ``RECSTACK_MALLOC_TUNING=0``
+        turns that off).
+        """
+        keep_freed_memory()
         opt = self._ensure_optimizer()
         self.stop_training = False
         callbacks = [self.history] + self.callbacks
