@@ -33,6 +33,26 @@ class Dice(nn.Module):
         return (self.alpha * (1 - p) * xt + p * xt).transpose(1, 2)
 
 
+def linear_of_concat(parts: list[Tensor], weight: Tensor) -> Tensor:
+    """``F.linear(torch.cat(parts, 1), weight)`` for a one-output ``weight`` ``[1, sum of widths]``, as ``[B, 1]``.
+
+    No concatenation is built, and each part's gradient is a contiguous outer product instead of a strided
+    slice of the concatenation's gradient.
+    """
+    w = weight[0]
+    total = 0
+    for part in parts:
+        total += part.shape[1]
+    if total != w.shape[0]:
+        raise ValueError(f"linear_of_concat: parts have {total} columns in all, the weight {w.shape[0]}")
+    out = torch.mv(parts[0], w.narrow(0, 0, parts[0].shape[1]))
+    start = parts[0].shape[1]
+    for part in parts[1:]:
+        out = out + torch.mv(part, w.narrow(0, start, part.shape[1]))
+        start += part.shape[1]
+    return out.unsqueeze(1)
+
+
 def activation_layer(act_name: str | type | nn.Module, hidden_size: int | None = None, dice_dim: int = 2) -> nn.Module:
     """An activation module from a name (relu, sigmoid, tanh, prelu, dice, linear, gelu...) or a class."""
     if isinstance(act_name, nn.Module):

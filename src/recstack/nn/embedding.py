@@ -186,7 +186,7 @@ class FusedTable(nn.Module):
             seqs.append(ids)
             batch_size = ids.shape[0]
             parts.append(idx.reshape(-1))
-        table, local = self._rows(torch.cat(parts))
+        table, local = self._rows(parts[0] if len(parts) == 1 else torch.cat(parts))
         out: list[Tensor] = []
         start = 0
         if fixed is not None:
@@ -198,6 +198,8 @@ class FusedTable(nn.Module):
             loc = local[start : start + n].reshape(ids.shape)
             start += n
             out.append(self._pool(i, ids, loc, table, batch).unsqueeze(1))
+        if len(out) == 1:
+            return out[0]
         return torch.cat(out, 1)
 
     def _lookup(self, index: Tensor, table: Tensor) -> Tensor:
@@ -293,11 +295,9 @@ class EmbeddingCollection(nn.Module):
         # position of each feature (in DeepCTR order) inside the concatenation of the groups' outputs
         group_order = [n for g in groups for n in g.fixed_names + g.seq_names]
         self.uniform = len(widths) <= 1
-        self.register_buffer(
-            "order",
-            torch.tensor([group_order.index(n) for n in self.feature_names], dtype=torch.int64),
-            persistent=False,
-        )
+        order = [group_order.index(n) for n in self.feature_names]
+        self.ordered = order == list(range(len(order)))  # the groups' concatenation is already in feature order
+        self.register_buffer("order", torch.tensor(order, dtype=torch.int64), persistent=False)
         self.to(device)
 
     @property
@@ -320,6 +320,8 @@ class EmbeddingCollection(nn.Module):
             stacked = outs[0]
         else:
             stacked = torch.cat(outs, 1)
+        if self.ordered:
+            return stacked
         return stacked.index_select(1, self.order)
 
     @torch.jit.export

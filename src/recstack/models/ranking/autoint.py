@@ -2,12 +2,12 @@
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from recstack.features.columns import Feature
 from recstack.models.base import BaseModel
 from recstack.nn.attention import InteractingLayer
+from recstack.nn.core import linear_of_concat
 
 
 class AutoInt(BaseModel):
@@ -100,6 +100,6 @@ class AutoInt(BaseModel):
             att_out = att.reshape(att.shape[0], -1)
             if self.use_dnn:
                 deep_out = self.dnn(self.dnn_input_from(emb, batch))
-                return logit + self.dnn_linear(torch.cat([att_out, deep_out], 1))
+                return logit + linear_of_concat([att_out, deep_out], self.dnn_linear.weight)
             return logit + self.dnn_linear(att_out)
         return logit + self.dnn_linear(self.dnn(self.dnn_input(batch)))

@@ -2,12 +2,12 @@
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from recstack.features.columns import Feature
 from recstack.models.base import BaseModel
 from recstack.models.ranking.dcn import check_deep_cross
+from recstack.nn.core import linear_of_concat
 from recstack.nn.cross import CrossNetMix
 
 
@@ -80,7 +80,7 @@ class DCNMix(BaseModel):
     def compute_logits(self, batch: dict[str, Tensor]) -> Tensor:
         x = self.dnn_input(batch)
         if self.use_cross and self.use_dnn:
-            deep_cross = self.dnn_linear(torch.cat([self.crossnet(x), self.dnn(x)], 1))
+            deep_cross = linear_of_concat([self.crossnet(x), self.dnn(x)], self.dnn_linear.weight)
         elif self.use_cross:
             deep_cross = self.dnn_linear(self.crossnet(x))
         else:
