@@ -34,6 +34,8 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 EMBED, DNN = 16, (256, 128)
+# what recstack.training.malloc.keep_freed_memory sets in-process, as environment variables for the peer
+PEER_MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 
 def prepare(rows: int, out: Path) -> None:
@@ -169,6 +171,12 @@ def main() -> None:
     )
     parser.add_argument("--predict-rows", type=int, default=100_000)
     parser.add_argument("--auc", action="store_true", help="also train one epoch at the largest batch size")
+    parser.add_argument(
+        "--peer-malloc-tuned",
+        action="store_true",
+        help="run DeepCTR-Torch with the glibc malloc settings recstack's Trainer applies to itself "
+        f"({' '.join(f'{k}={v}' for k, v in PEER_MALLOC_ENV.items())})",
+    )
     parser.add_argument("--out", default="ranking_vs_deepctr.json", help="file name under benchmarks/results/")
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -225,6 +233,8 @@ def main() -> None:
                     if args.auc and bs == max(args.batch_sizes):
                         cmd.append("--auc")
                     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+                    if lib == "deepctr" and args.peer_malloc_tuned:
+                        env.update(PEER_MALLOC_ENV)
                     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
                     if proc.returncode:
                         row[lib] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
@@ -250,6 +260,7 @@ def _save(args: argparse.Namespace, peak: float, params: int, results: list[dict
         "threads": args.threads,
         "device": args.device,
         "matmul_gflops": peak,
+        "peer_env": PEER_MALLOC_ENV if args.peer_malloc_tuned else {},
         "embedding_parameters": params,
         "results": results,
         "machine": {"nproc": os.cpu_count(), "python": platform.python_version()},
