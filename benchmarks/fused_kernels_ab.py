@@ -1,8 +1,9 @@
-"""recstack's CPU kernels on and off, paired in one process: fused attention (AutoInt) and the compiled
-embedding backward (any model).
+"""recstack's CPU kernels on and off, paired in one process: fused attention (AutoInt), the compiled
+embedding backward (any model) and the GEMMs padded to 8-float rows (recstack.nn.gemm; DNN models).
 
     .venv/bin/python benchmarks/fused_kernels_ab.py --model AutoInt --switch attention --batch-sizes 256 4096
     .venv/bin/python benchmarks/fused_kernels_ab.py --model DeepFM --switch embedding
+    .venv/bin/python benchmarks/fused_kernels_ab.py --model DeepFM --switch gemm --batch-sizes 4096
 
 Same data and model shape as benchmarks/ranking_vs_deepctr.py. Each pair is two short ``fit`` calls on
 fresh rows, one with the kernel and one with torch's op-by-op path, in alternating order; the figure is
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recstack.nn import gemm
 from recstack.nn.attention import InteractingLayer
 from recstack.nn.embedding import FusedTable
 
@@ -34,6 +36,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 _KERNEL_LOOKUP = FusedTable._lookup_for_grad  # the compiled scatter-add backward on CPU
+_GEMM_MIN_ROWS = gemm.MIN_ROWS
 
 
 def _ops_lookup(self, index, table):
@@ -46,6 +49,8 @@ def switch(model, name: str, on: bool) -> None:
         for m in model.modules():
             if isinstance(m, InteractingLayer):
                 m.fused = on
+    elif name == "gemm":
+        gemm.MIN_ROWS = _GEMM_MIN_ROWS if on else sys.maxsize
     else:
         FusedTable._lookup_for_grad = _KERNEL_LOOKUP if on else _ops_lookup
 
@@ -84,7 +89,7 @@ def measure(model, train: dict[str, np.ndarray], bs: int, name: str, pairs: int)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="AutoInt")
-    parser.add_argument("--switch", choices=["attention", "embedding"], default="attention")
+    parser.add_argument("--switch", choices=["attention", "embedding", "gemm"], default="attention")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[256, 4096])
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--pairs", type=int, default=10)

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from recstack.nn import gemm
+
 
 class Dice(nn.Module):
     """Data-adaptive activation from DIN: a BatchNorm-gated mix of the input and ``alpha`` times it.
@@ -81,6 +83,13 @@ def activation_layer(act_name: str | type | nn.Module, hidden_size: int | None =
     raise ValueError(f"unknown activation {act_name!r}; expected one of {sorted(table) + ['prelu', 'dice']}")
 
 
+class _Linear(nn.Linear):
+    """``nn.Linear`` computed by ``gemm.linear`` (padded CPU GEMMs for widths off a multiple of 8)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return gemm.linear(x, self.weight, self.bias)
+
+
 class DNN(nn.Module):
     """The multi-layer perceptron: Linear -> (BatchNorm) -> activation -> dropout, per hidden layer.
 
@@ -110,7 +119,7 @@ class DNN(nn.Module):
         layers: list[nn.Module] = []
         generator = torch.Generator().manual_seed(seed)
         for i in range(len(hidden_units)):
-            linear = nn.Linear(sizes[i], sizes[i + 1])
+            linear = _Linear(sizes[i], sizes[i + 1])
             with torch.no_grad():
                 linear.weight.normal_(0.0, init_std, generator=generator)
                 # DeepCTR-Torch re-draws only the weights and keeps torch's default bias, U(+-1/sqrt(fan_in));

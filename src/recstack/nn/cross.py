@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recstack.nn import gemm
+
 
 class CrossNet(nn.Module):
     """DCN's cross network: ``[B, in_features] -> [B, in_features]``.
@@ -55,7 +57,7 @@ class CrossNet(nn.Module):
                 xl = torch.addcmul(xl + bias, x0, xl @ self.kernels[i])
             else:
                 # x0 * (xl @ W^T + b) + xl : one GEMM with the bias fused in
-                xl = torch.addcmul(xl, x0, F.linear(xl, self.kernels[i], bias))
+                xl = torch.addcmul(xl, x0, gemm.linear(xl, self.kernels[i], bias))
         return xl
 
     @torch.jit.unused
@@ -124,13 +126,13 @@ class CrossNetMix(nn.Module):
         xl = inputs
         for i in range(self.layer_num):
             gate = F.softmax(self.gating(xl), dim=1)  # [B, E]
-            v = torch.tanh(xl @ self.V[i])  # [B, E*r]: every expert's projection in one GEMM
+            v = torch.tanh(gemm.linear(xl, self.V[i].t()))  # [B, E*r]: every expert's projection in one GEMM
             # each expert's C on its own slice: one batched GEMM over experts
             c = torch.tanh(torch.bmm(v.view(b, e, r).transpose(0, 1), self.C[i].transpose(1, 2)))  # [E, B, r]
             # weight each expert's slice by its gate, then all experts' U in one GEMM sums the mixture
             mixed = (c * gate.t().unsqueeze(2)).transpose(0, 1).reshape(b, e * r)
             # sum_e g_e * x0 * (U_e c_e + b) == x0 * (sum_e g_e U_e c_e + b) since the gates sum to 1
-            xl = torch.addcmul(xl, x0, torch.addmm(self.bias[i].squeeze(1), mixed, self.U[i]))
+            xl = torch.addcmul(xl, x0, gemm.linear(mixed, self.U[i].t(), self.bias[i].squeeze(1)))
         return xl
 
     @torch.jit.unused
