@@ -5,6 +5,7 @@ import torch
 from recstack.errors import SchemaError
 from recstack.features import DenseFeat, SparseFeat, VarLenSparseFeat, bucketize_hashes, hash_values
 from recstack.nn import EmbeddingCollection, Linear, grow_embedding_table
+from recstack.nn.embedding import unique_rows
 
 
 def _columns():
@@ -110,6 +111,44 @@ def test_row_sparse_gather_gives_the_same_forward_and_gradient():
     untouched[ids] = False
     assert (expect[untouched] == 0).all()
     np.testing.assert_array_equal(ids.numpy(), np.unique(ids.numpy()))
+
+
+def test_unique_rows_reuses_only_an_equal_index(monkeypatch):
+    calls = []
+    real = torch.unique
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "unique", counting)
+    index = torch.tensor([7, 3, 7, 9, 3])
+    uniq, inverse = unique_rows(index)
+    assert uniq.tolist() == [3, 7, 9] and inverse.tolist() == [1, 0, 1, 2, 0]
+    again = unique_rows(index.clone())  # equal values in another tensor: the same result, no second sort
+    assert again[0] is uniq and again[1] is inverse and len(calls) == 1
+    for other in (torch.tensor([7, 3, 7, 9, 4]), torch.tensor([7, 3, 7, 9]), index.int()):
+        u, inv = unique_rows(other)
+        assert u.dtype == other.dtype and torch.equal(u[inv], other)
+    assert len(calls) == 4
+
+
+def test_linear_part_and_embeddings_share_one_unique_per_batch(monkeypatch):
+    """The wide part and the embeddings look up the same rows: one sort per batch, gradients unchanged."""
+    linear = Linear(_columns(), init_std=1.0)
+    emb = EmbeddingCollection(_columns(), init_std=1.0)
+    for t in list(linear.sparse.tables()) + list(emb.tables()):
+        t.row_sparse = True
+    calls = []
+    real = torch.unique
+    monkeypatch.setattr(torch, "unique", lambda *a, **k: calls.append(1) or real(*a, **k))
+    b = _batch()
+    (linear(b).sum() + emb(b).sum()).backward()
+    assert len(calls) == 1
+    ((ids_lin, rows_lin),) = linear.sparse.tables()[0].take_pending()
+    ((ids_emb, rows_emb),) = emb.tables()[0].take_pending()
+    assert torch.equal(ids_lin, ids_emb)
+    assert rows_lin.grad.shape == (len(ids_lin), 1) and rows_emb.grad.shape == (len(ids_emb), 4)
 
 
 def test_row_sparse_unscale_restores_gradients_and_flags_overflow():

@@ -55,6 +55,25 @@ def scatter_add_rows(index: Tensor, grad: Tensor, rows: int) -> Tensor:
     return out.index_add_(0, index, grad)
 
 
+_LAST_UNIQUE: list[Tensor] = []  # [index, unique ids, inverse] of the latest unique_rows call
+
+
+def unique_rows(index: Tensor) -> tuple[Tensor, Tensor]:
+    """``torch.unique(index, return_inverse=True)``, reusing the previous call's result for an equal ``index``.
+
+    A model's linear part and its embeddings usually look up the same rows of two tables, so the second
+    lookup of a batch skips the sort (about 1.5 ms for 26 fields at batch 4096 on 2 threads).
+    """
+    if _LAST_UNIQUE:
+        last, uniq, inverse = _LAST_UNIQUE
+        same_kind = last.shape == index.shape and last.dtype == index.dtype and last.device == index.device
+        if same_kind and torch.equal(last, index):
+            return uniq, inverse
+    uniq, inverse = torch.unique(index, return_inverse=True)
+    _LAST_UNIQUE[:] = [index, uniq, inverse]
+    return uniq, inverse
+
+
 class _RowLookup(torch.autograd.Function):
     """``table[index]`` (``F.embedding`` without options) whose backward is `scatter_add_rows`."""
 
@@ -154,7 +173,7 @@ class FusedTable(nn.Module):
 
     @torch.jit.unused
     def _gather_rows(self, index: Tensor) -> tuple[Tensor, Tensor]:
-        uniq, inverse = torch.unique(index, return_inverse=True)
+        uniq, inverse = unique_rows(index)
         rows = self.weight.detach().index_select(0, uniq).requires_grad_()
         self._pending.append((uniq, rows))
         return rows, inverse
