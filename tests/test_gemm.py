@@ -60,7 +60,7 @@ def test_padding_is_used_only_where_it_pays():
     wide = gemm.linear(torch.randn(gemm.MIN_ROWS, 429), w)
     assert type(wide.grad_fn).__name__ == "_PaddedLinearBackward"
     small = gemm.linear(torch.randn(gemm.MIN_ROWS - 1, 429), w)  # below the measured crossover
-    assert type(small.grad_fn).__name__ == "AddmmBackward0" or "Mm" in type(small.grad_fn).__name__
+    assert type(small.grad_fn).__name__ != "_PaddedLinearBackward"
     aligned_w = torch.randn(256, 432, requires_grad=True)
     aligned = gemm.linear(torch.randn(2048, 432), aligned_w)
     assert type(aligned.grad_fn).__name__ != "_PaddedLinearBackward"

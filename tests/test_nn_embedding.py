@@ -4,7 +4,7 @@ import torch
 
 from recstack.errors import SchemaError
 from recstack.features import DenseFeat, SparseFeat, VarLenSparseFeat, bucketize_hashes, hash_values
-from recstack.nn import EmbeddingCollection, Linear, grow_embedding_table
+from recstack.nn import EmbeddingCollection, Linear, embedding, grow_embedding_table
 from recstack.nn.embedding import unique_rows
 
 
@@ -113,8 +113,10 @@ def test_row_sparse_gather_gives_the_same_forward_and_gradient():
     np.testing.assert_array_equal(ids.numpy(), np.unique(ids.numpy()))
 
 
-def test_unique_rows_reuses_only_an_equal_index(monkeypatch):
-    calls = []
+def _count_unique_calls(monkeypatch) -> list[int]:
+    """Count torch.unique calls from here on, starting with nothing cached by earlier lookups."""
+    monkeypatch.setattr(embedding, "_LAST_UNIQUE", [])
+    calls: list[int] = []
     real = torch.unique
 
     def counting(*args, **kwargs):
@@ -122,6 +124,11 @@ def test_unique_rows_reuses_only_an_equal_index(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(torch, "unique", counting)
+    return calls
+
+
+def test_unique_rows_reuses_only_an_equal_index(monkeypatch):
+    calls = _count_unique_calls(monkeypatch)
     index = torch.tensor([7, 3, 7, 9, 3])
     uniq, inverse = unique_rows(index)
     assert uniq.tolist() == [3, 7, 9] and inverse.tolist() == [1, 0, 1, 2, 0]
@@ -134,14 +141,12 @@ def test_unique_rows_reuses_only_an_equal_index(monkeypatch):
 
 
 def test_linear_part_and_embeddings_share_one_unique_per_batch(monkeypatch):
-    """The wide part and the embeddings look up the same rows: one sort per batch, gradients unchanged."""
+    """The wide part and the embeddings look up the same rows: one sort per batch, both tables get their rows."""
     linear = Linear(_columns(), init_std=1.0)
     emb = EmbeddingCollection(_columns(), init_std=1.0)
     for t in list(linear.sparse.tables()) + list(emb.tables()):
         t.row_sparse = True
-    calls = []
-    real = torch.unique
-    monkeypatch.setattr(torch, "unique", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = _count_unique_calls(monkeypatch)
     b = _batch()
     (linear(b).sum() + emb(b).sum()).backward()
     assert len(calls) == 1
