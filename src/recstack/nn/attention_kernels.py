@@ -7,6 +7,12 @@ so every inner loop runs along samples (contiguous, vectorized, no reductions ac
 per-sample beyond the layer's input and output touches memory. The backward recomputes the block's
 projections and attention maps from the input instead of saving them, and reads the ReLU mask off the output.
 
+All of a block's buffers live in one float32 array at offsets that are compile-time constants of a
+specialization (fields, embedding width, heads, lanes), and every lane loop runs the full block (the last
+block is zero-padded). LLVM can then prove that the rows a loop writes do not overlap the rows it reads,
+and vectorizes loops that update several rows per pass over the lanes; with separate arrays, or offsets
+known only at run time, it needs more runtime alias checks than it allows and emits scalar code.
+
 float32 only; the caller (``InteractingLayer``) keeps the torch ops for other dtypes, devices and TorchScript.
 """
 
@@ -23,7 +29,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from recstack.threads import numba_pool_usable
 
-LANES = 128  # samples per block, the vectorized axis: in paired AutoInt fits 2-10% faster than 64, 7% than 256
+LANES = 64  # samples per block, the vectorized axis: the backward's working set (~1.8 MB) stays near L2
 
 _F32 = np.float32
 _LOG2E = _F32(1.4426950408889634)
@@ -32,326 +38,389 @@ _LN2_LO = _F32(-2.12194440e-4)
 _EXP_MIN = _F32(-87.0)
 _C2, _C3, _C4, _C5, _C6 = _F32(1 / 2), _F32(1 / 6), _F32(1 / 24), _F32(1 / 120), _F32(1 / 720)
 
-
-def _exp_rows(s: Any, rows: int, nl: int, ibits: Any, fbits: Any) -> None:
-    """``s[j, :nl] = exp(s[j, :nl])`` for ``x <= 0``: range reduction by ln 2, degree-6 polynomial, exponent bits.
-
-    ``fbits`` is ``ibits`` viewed as float32. Written so the compiler vectorizes it (``math.exp`` stays scalar).
-    """
-    for j in range(rows):
-        row = s[j]
-        for lane in range(nl):
-            x = max(row[lane], _EXP_MIN)
-            k = np.floor(x * _LOG2E + _F32(0.5))
-            r = x - k * _LN2_HI - k * _LN2_LO
-            p = _F32(1.0) + r * (_F32(1.0) + r * (_C2 + r * (_C3 + r * (_C4 + r * (_C5 + r * _C6)))))
-            row[lane] = p
-            ibits[lane] = (np.int32(k) + np.int32(127)) << 23
-        for lane in range(nl):
-            row[lane] *= fbits[lane]
+# Compile-time constants of one specialization, set in _kernels: sizes, and each buffer's offset in the block.
+_F = _E = _D = _H = _L = _N = 0  # fields, embedding width, head width, heads, lanes, 4 * embedding width
+_OW = 0  # [E, N] the weight
+_OXB = 0  # [F, E, L] the input block
+_OGB = 0  # [F, E, L] the output gradient block
+_OOB = 0  # [F, E, L] pre-activations (forward), the output (backward's ReLU mask), then the input gradient
+_OPJ = 0  # [F, N, L] projections Q | K | V | R
+_OPB = 0  # [H, F, F, L] attention maps P[h, i, j]
+_ODS = 0  # [F, F, L] one head's score gradients
+_ODP = 0  # [N, F, L] projection gradients, column-major over (field, lane)
+_OXT = 0  # [E, F, L] the input block, column-major over (field, lane)
+_OMX = _ODEN = _OC = 0  # [L] each: row max, softmax denominator, sum_j P dP
+_SIZE = 0
 
 
-def _gather(src: Any, b0: int, nl: int, dst: Any) -> None:
-    """``dst[f, c, l] = src[b0 + l, f, c]``."""
-    f_, c_ = src.shape[1], src.shape[2]
+def _layout(fields: int, emb: int, heads: int, lanes: int) -> dict[str, int]:
+    """The constants of one specialization: sizes and buffer offsets."""
+    n = 4 * emb
+    sizes = [
+        ("_OW", emb * n),
+        ("_OXB", fields * emb * lanes),
+        ("_OGB", fields * emb * lanes),
+        ("_OOB", fields * emb * lanes),
+        ("_OPJ", fields * n * lanes),
+        ("_OPB", heads * fields * fields * lanes),
+        ("_ODS", fields * fields * lanes),
+        ("_ODP", n * fields * lanes),
+        ("_OXT", emb * fields * lanes),
+        ("_OMX", lanes),
+        ("_ODEN", lanes),
+        ("_OC", lanes),
+    ]
+    out = {"_F": fields, "_E": emb, "_D": emb // heads, "_H": heads, "_L": lanes, "_N": n}
+    offset = 0
+    for name, size in sizes:
+        out[name] = offset
+        offset += size
+    out["_SIZE"] = offset
+    return out
+
+
+def _gather(src: Any, b0: int, nl: int, b: Any, off: int) -> None:
+    """``b[off + (f * E + c) * L + lane] = src[b0 + lane, f, c]``; lanes past ``nl`` are zero."""
     for lane in range(nl):
-        for f in range(f_):
-            for c in range(c_):
-                dst[f, c, lane] = src[b0 + lane, f, c]
+        for f in range(_F):
+            for c in range(_E):
+                b[off + (f * _E + c) * _L + lane] = src[b0 + lane, f, c]
+    if nl < _L:
+        for f in range(_F):
+            for c in range(_E):
+                for lane in range(nl, _L):
+                    b[off + (f * _E + c) * _L + lane] = _F32(0.0)
 
 
-def _project(xb: Any, w: Any, pj: Any, nl: int, n_: int) -> None:
-    """``pj[f, n, :] = sum_e w[e, n] * xb[f, e, :]`` for the first ``n_`` columns."""
-    e_ = _E
-    f_ = xb.shape[0]
-    for f in range(f_):
-        for n in range(n_):
-            out = pj[f, n]
-            for lane in range(nl):
+def _project(b: Any, full: bool) -> None:
+    """``PJ[f, n] = sum_e W[e, n] XB[f, e]`` for Q, K, V (and R when ``full``)."""
+    for f in range(_F):
+        for n in range(3 * _E):
+            for lane in range(_L):
                 acc = _F32(0.0)
-                for e in range(e_):
-                    acc += w[e, n] * xb[f, e, lane]
-                out[lane] = acc
+                for e in range(_E):
+                    acc += b[_OW + e * _N + n] * b[_OXB + (f * _E + e) * _L + lane]
+                b[_OPJ + (f * _N + n) * _L + lane] = acc
+        if full:
+            for n in range(3 * _E, _N):
+                for lane in range(_L):
+                    acc = _F32(0.0)
+                    for e in range(_E):
+                        acc += b[_OW + e * _N + n] * b[_OXB + (f * _E + e) * _L + lane]
+                    b[_OPJ + (f * _N + n) * _L + lane] = acc
 
 
-def _attention_row(
-    pj: Any, i: int, qo: int, ko: int, scale: float, p: Any, mx: Any, den: Any, ibits: Any, fbits: Any, nl: int
-) -> None:
-    """Softmax row ``p[j, :] = P[i, j]`` of one head, from queries at column ``qo`` and keys at ``ko``."""
-    d = _D
-    f_ = pj.shape[0]
+def _softmax_maps(b: Any, scale: float, ibits: Any, fbits: Any) -> None:
+    """``PB[h, i, j] = softmax_j(scale * Q_h[i] . K_h[j])`` for every head and query."""
     sc = _F32(scale)
-    for j in range(f_):
-        row = p[j]
-        for lane in range(nl):
-            acc = _F32(0.0)
-            for t in range(d):
-                acc += pj[i, qo + t, lane] * pj[j, ko + t, lane]
-            row[lane] = acc * sc
-    for lane in range(nl):
-        mx[lane] = p[0, lane]
-    for j in range(1, f_):
-        row = p[j]
-        for lane in range(nl):
-            mx[lane] = max(mx[lane], row[lane])
-    for j in range(f_):
-        row = p[j]
-        for lane in range(nl):
-            row[lane] -= mx[lane]
-    _exp_rows(p, f_, nl, ibits, fbits)
-    for lane in range(nl):
-        den[lane] = 0.0
-    for j in range(f_):
-        row = p[j]
-        for lane in range(nl):
-            den[lane] += row[lane]
-    for lane in range(nl):
-        den[lane] = _F32(1.0) / den[lane]
-    for j in range(f_):
-        row = p[j]
-        for lane in range(nl):
-            row[lane] *= den[lane]
+    for h in range(_H):
+        qo = h * _D
+        ko = _E + h * _D
+        for i in range(_F):
+            row0 = _OPB + (h * _F + i) * _F * _L
+            for j in range(_F):
+                for lane in range(_L):
+                    acc = _F32(0.0)
+                    for t in range(_D):
+                        acc += b[_OPJ + (i * _N + qo + t) * _L + lane] * b[_OPJ + (j * _N + ko + t) * _L + lane]
+                    b[row0 + j * _L + lane] = acc * sc
+            for lane in range(_L):
+                b[_OMX + lane] = b[row0 + lane]
+            for j in range(1, _F):
+                for lane in range(_L):
+                    b[_OMX + lane] = max(b[_OMX + lane], b[row0 + j * _L + lane])
+            for j in range(_F):
+                for lane in range(_L):
+                    b[row0 + j * _L + lane] -= b[_OMX + lane]
+            # exp of x <= 0, vectorized (math.exp stays scalar): reduction by ln 2, degree-6 polynomial,
+            # then 2^k from exponent bits (fbits is ibits viewed as float32)
+            for j in range(_F):
+                for lane in range(_L):
+                    xx = max(b[row0 + j * _L + lane], _EXP_MIN)
+                    k = np.floor(xx * _LOG2E + _F32(0.5))
+                    r = xx - k * _LN2_HI - k * _LN2_LO
+                    p = _F32(1.0) + r * (_F32(1.0) + r * (_C2 + r * (_C3 + r * (_C4 + r * (_C5 + r * _C6)))))
+                    b[row0 + j * _L + lane] = p
+                    ibits[lane] = (np.int32(k) + np.int32(127)) << 23
+                for lane in range(_L):
+                    b[row0 + j * _L + lane] *= fbits[lane]
+            for lane in range(_L):
+                b[_ODEN + lane] = _F32(0.0)
+            for j in range(_F):
+                for lane in range(_L):
+                    b[_ODEN + lane] += b[row0 + j * _L + lane]
+            for lane in range(_L):
+                b[_ODEN + lane] = _F32(1.0) / b[_ODEN + lane]
+            for j in range(_F):
+                for lane in range(_L):
+                    b[row0 + j * _L + lane] *= b[_ODEN + lane]
 
 
-def _block_forward(
-    xb: Any,
-    w: Any,
-    heads: int,
-    scale: float,
-    use_res: bool,
-    pj: Any,
-    pb: Any,
-    ob: Any,
-    mx: Any,
-    den: Any,
-    ibits: Any,
-    fbits: Any,
-    nl: int,
-    outputs: bool,
-) -> None:
-    """Projections into ``pj``, attention maps into ``pb[h, i]`` and (``outputs``) pre-activations into ``ob``.
-
-    Without ``outputs`` (the backward, which reads the ReLU mask off the layer's output) neither the residual
-    projection nor the attention-weighted values are formed.
-    """
-    f_, e_, d = xb.shape[0], _E, _D
-    _project(xb, w, pj, nl, 4 * e_ if outputs and use_res else 3 * e_)
-    for h in range(heads):
-        qo, ko, vo = h * d, e_ + h * d, 2 * e_ + h * d
-        for i in range(f_):
-            p = pb[h, i]
-            _attention_row(pj, i, qo, ko, scale, p, mx, den, ibits, fbits, nl)
-            if not outputs:
-                continue
-            for t in range(d):
-                acc = ob[i, qo + t]
-                if use_res:
-                    res = pj[i, 3 * e_ + qo + t]
-                    for lane in range(nl):
-                        acc[lane] = res[lane]
-                else:
-                    for lane in range(nl):
-                        acc[lane] = 0.0
-            for j in range(f_):  # the head's d outputs per pass over the lanes (d is a compile-time constant)
-                for lane in range(nl):
-                    pr = p[j, lane]
-                    for t in range(d):
-                        ob[i, qo + t, lane] += pr * pj[j, vo + t, lane]
+def _attend(b: Any, use_res: bool) -> None:
+    """``OB[i, head cols] = R[i] (if use_res) + sum_j PB[h, i, j] V_h[j]``."""
+    for i in range(_F):
+        for c in range(_E):
+            if use_res:
+                for lane in range(_L):
+                    b[_OOB + (i * _E + c) * _L + lane] = b[_OPJ + (i * _N + 3 * _E + c) * _L + lane]
+            else:
+                for lane in range(_L):
+                    b[_OOB + (i * _E + c) * _L + lane] = _F32(0.0)
+    for h in range(_H):
+        qo = h * _D
+        vo = 2 * _E + h * _D
+        for i in range(_F):
+            row0 = _OPB + (h * _F + i) * _F * _L
+            for j in range(0, _F - 1, 2):
+                for lane in range(_L):
+                    p0 = b[row0 + j * _L + lane]
+                    p1 = b[row0 + (j + 1) * _L + lane]
+                    for t in range(_D):
+                        b[_OOB + (i * _E + qo + t) * _L + lane] += (
+                            p0 * b[_OPJ + (j * _N + vo + t) * _L + lane]
+                            + p1 * b[_OPJ + ((j + 1) * _N + vo + t) * _L + lane]
+                        )
+            for j in range(_F - _F % 2, _F):
+                for lane in range(_L):
+                    p0 = b[row0 + j * _L + lane]
+                    for t in range(_D):
+                        b[_OOB + (i * _E + qo + t) * _L + lane] += p0 * b[_OPJ + (j * _N + vo + t) * _L + lane]
 
 
-def _forward_range(x: Any, w: Any, y: Any, heads: int, scale: float, use_res: bool, lo: int, hi: int) -> None:
-    f_, e_ = x.shape[1], _E
-    n_ = w.shape[1]
-    xb = np.empty((f_, e_, LANES), np.float32)
-    pj = np.empty((f_, n_, LANES), np.float32)
-    pb = np.empty((heads, f_, f_, LANES), np.float32)
-    ob = np.empty((f_, e_, LANES), np.float32)
-    mx = np.empty(LANES, np.float32)
-    den = np.empty(LANES, np.float32)
-    ibits = np.empty(LANES, np.int32)
+def _forward_range(x: Any, w: Any, y: Any, scale: float, use_res: bool, lo: int, hi: int) -> None:
+    """``y[lo:hi]`` of the layer, block by block."""
+    b = np.empty(_SIZE, np.float32)
+    ibits = np.empty(_L, np.int32)
     fbits = ibits.view(np.float32)
-    for b0 in range(lo, hi, LANES):
-        nl = min(LANES, hi - b0)
-        _gather(x, b0, nl, xb)
-        _block_forward(xb, w, heads, scale, use_res, pj, pb, ob, mx, den, ibits, fbits, nl, True)
+    for e in range(_E):
+        for n in range(_N):
+            b[_OW + e * _N + n] = w[e, n]
+    for b0 in range(lo, hi, _L):
+        nl = min(_L, hi - b0)
+        _gather(x, b0, nl, b, _OXB)
+        _project(b, use_res)
+        _softmax_maps(b, scale, ibits, fbits)
+        _attend(b, use_res)
         for lane in range(nl):
-            for f in range(f_):
-                for e in range(e_):
-                    y[b0 + lane, f, e] = max(ob[f, e, lane], _F32(0.0))
+            for f in range(_F):
+                for e in range(_E):
+                    y[b0 + lane, f, e] = max(b[_OOB + (f * _E + e) * _L + lane], _F32(0.0))
+
+
+def _grads(b: Any, scale: float) -> None:
+    """Per head: ``DS = P (dP - rowsum(P dP)) * scale`` with ``dP[i, j] = G_h[i] . V_h[j]``; then
+    ``dV_h[j] += sum_i P[i, j] G_h[i]``, ``dK_h[j] += sum_i DS[i, j] Q_h[i]``, ``dQ_h[i] += sum_j DS[i, j] K_h[j]``."""
+    sc = _F32(scale)
+    for h in range(_H):
+        qo = h * _D
+        ko = _E + h * _D
+        vo = 2 * _E + h * _D
+        pb = _OPB + h * _F * _F * _L
+        for i in range(_F):
+            row0 = _ODS + i * _F * _L
+            prow = pb + i * _F * _L
+            for j in range(_F):
+                for lane in range(_L):
+                    acc = _F32(0.0)
+                    for t in range(_D):
+                        acc += b[_OGB + (i * _E + qo + t) * _L + lane] * b[_OPJ + (j * _N + vo + t) * _L + lane]
+                    b[row0 + j * _L + lane] = acc
+            for lane in range(_L):
+                b[_OC + lane] = _F32(0.0)
+            for j in range(_F):
+                for lane in range(_L):
+                    b[_OC + lane] += b[prow + j * _L + lane] * b[row0 + j * _L + lane]
+            for j in range(_F):
+                for lane in range(_L):
+                    b[row0 + j * _L + lane] = b[prow + j * _L + lane] * (b[row0 + j * _L + lane] - b[_OC + lane]) * sc
+        for i in range(0, _F - 1, 2):  # two queries per pass over the lanes
+            for j in range(_F):
+                for lane in range(_L):
+                    p0 = b[pb + (i * _F + j) * _L + lane]
+                    p1 = b[pb + ((i + 1) * _F + j) * _L + lane]
+                    for t in range(_D):
+                        b[_ODP + ((vo + t) * _F + j) * _L + lane] += (
+                            p0 * b[_OGB + (i * _E + qo + t) * _L + lane]
+                            + p1 * b[_OGB + ((i + 1) * _E + qo + t) * _L + lane]
+                        )
+                for lane in range(_L):
+                    s0 = b[_ODS + (i * _F + j) * _L + lane]
+                    s1 = b[_ODS + ((i + 1) * _F + j) * _L + lane]
+                    for t in range(_D):
+                        b[_ODP + ((ko + t) * _F + j) * _L + lane] += (
+                            s0 * b[_OPJ + (i * _N + qo + t) * _L + lane]
+                            + s1 * b[_OPJ + ((i + 1) * _N + qo + t) * _L + lane]
+                        )
+        for i in range(_F - _F % 2, _F):
+            for j in range(_F):
+                for lane in range(_L):
+                    p0 = b[pb + (i * _F + j) * _L + lane]
+                    for t in range(_D):
+                        b[_ODP + ((vo + t) * _F + j) * _L + lane] += p0 * b[_OGB + (i * _E + qo + t) * _L + lane]
+                for lane in range(_L):
+                    s0 = b[_ODS + (i * _F + j) * _L + lane]
+                    for t in range(_D):
+                        b[_ODP + ((ko + t) * _F + j) * _L + lane] += s0 * b[_OPJ + (i * _N + qo + t) * _L + lane]
+        for i in range(_F):
+            for j in range(0, _F - 1, 2):  # two keys per pass
+                for lane in range(_L):
+                    s0 = b[_ODS + (i * _F + j) * _L + lane]
+                    s1 = b[_ODS + (i * _F + j + 1) * _L + lane]
+                    for t in range(_D):
+                        b[_ODP + ((qo + t) * _F + i) * _L + lane] += (
+                            s0 * b[_OPJ + (j * _N + ko + t) * _L + lane]
+                            + s1 * b[_OPJ + ((j + 1) * _N + ko + t) * _L + lane]
+                        )
+            for j in range(_F - _F % 2, _F):
+                for lane in range(_L):
+                    s0 = b[_ODS + (i * _F + j) * _L + lane]
+                    for t in range(_D):
+                        b[_ODP + ((qo + t) * _F + i) * _L + lane] += s0 * b[_OPJ + (j * _N + ko + t) * _L + lane]
+
+
+def _relu_init(b: Any, use_res: bool) -> None:
+    """The output gradient through the ReLU, and the projection gradients started (R's is that gradient)."""
+    for f in range(_F):  # through the ReLU (y > 0 where the pre-activation is)
+        for e in range(_E):
+            for lane in range(_L):
+                o = (f * _E + e) * _L + lane
+                b[_OGB + o] = b[_OGB + o] if b[_OOB + o] > 0 else _F32(0.0)
+    for n in range(3 * _E):
+        for f in range(_F):
+            for lane in range(_L):
+                b[_ODP + (n * _F + f) * _L + lane] = _F32(0.0)
+    for e in range(_E):
+        for f in range(_F):
+            if use_res:
+                for lane in range(_L):
+                    b[_ODP + ((3 * _E + e) * _F + f) * _L + lane] = b[_OGB + (f * _E + e) * _L + lane]
+            else:
+                for lane in range(_L):
+                    b[_ODP + ((3 * _E + e) * _F + f) * _L + lane] = _F32(0.0)
+
+
+def _dx(b: Any) -> None:
+    """``OB = dX = DP @ W.T``."""
+    for f in range(_F):  # dX = dP @ W.T, in four sums of E terms
+        for e in range(_E):
+            for lane in range(_L):
+                b[_OOB + (f * _E + e) * _L + lane] = _F32(0.0)
+            for n0 in range(0, _N, _E):
+                for lane in range(_L):
+                    acc = b[_OOB + (f * _E + e) * _L + lane]
+                    for n in range(_E):
+                        acc += b[_OW + e * _N + n0 + n] * b[_ODP + ((n0 + n) * _F + f) * _L + lane]
+                    b[_OOB + (f * _E + e) * _L + lane] = acc
+
+
+def _dw(b: Any, gw: Any, count: int) -> None:
+    """``gw += X.T @ DP`` over the block; ``count`` is ``F * L``.
+
+    Loop bounds read at run time: with constant ones LLVM unrolls the copy below and compiles for ~20 s.
+    """
+    n_ = gw.shape[1]
+    for f in range(count // _L):
+        for e in range(_E):
+            for lane in range(_L):
+                b[_OXT + (e * _F + f) * _L + lane] = b[_OXB + (f * _E + e) * _L + lane]
+    for e in range(_E):  # dW += X.T @ dP: four dot products over (field, lane) per pass over a row of X
+        xr = b[_OXT + e * _F * _L : _OXT + e * _F * _L + count]
+        for n in range(0, n_, 4):
+            d0 = _ODP + n * _F * _L
+            r0 = b[d0 : d0 + count]
+            r1 = b[d0 + _F * _L : d0 + _F * _L + count]
+            r2 = b[d0 + 2 * _F * _L : d0 + 2 * _F * _L + count]
+            r3 = b[d0 + 3 * _F * _L : d0 + 3 * _F * _L + count]
+            a0 = a1 = a2 = a3 = _F32(0.0)
+            for k in range(count):  # on slices: indexing b itself with a run-time bound compiles to scalar code
+                xv = xr[k]
+                a0 += xv * r0[k]
+                a1 += xv * r1[k]
+                a2 += xv * r2[k]
+                a3 += xv * r3[k]
+            gw[e, n] += a0
+            gw[e, n + 1] += a1
+            gw[e, n + 2] += a2
+            gw[e, n + 3] += a3
 
 
 def _backward_range(
-    x: Any, w: Any, y: Any, gy: Any, gx: Any, gw: Any, heads: int, scale: float, use_res: bool, lo: int, hi: int
+    x: Any, w: Any, y: Any, gy: Any, gx: Any, gw: Any, scale: float, use_res: bool, lo: int, hi: int
 ) -> None:
     """Input gradient into ``gx[lo:hi]`` (``y`` is the forward's output); the weight gradient added into ``gw``."""
-    f_, e_, d = x.shape[1], _E, _D
-    n_ = 4 * e_
-    sc = _F32(scale)
-    xb = np.empty((f_, e_, LANES), np.float32)
-    gb = np.empty((f_, e_, LANES), np.float32)
-    pj = np.empty((f_, n_, LANES), np.float32)
-    # dP and X column-major over (field, lane): the weight gradient is then contiguous dot products
-    dflat = np.zeros((n_, f_ * LANES), np.float32)
-    dpj = dflat.reshape((n_, f_, LANES))
-    xflat = np.zeros((e_, f_ * LANES), np.float32)
-    xt = xflat.reshape((e_, f_, LANES))
-    pb = np.empty((heads, f_, f_, LANES), np.float32)
-    ob = np.empty((f_, e_, LANES), np.float32)
-    ds = np.empty((f_, LANES), np.float32)
-    c = np.empty(LANES, np.float32)
-    mx = np.empty(LANES, np.float32)
-    den = np.empty(LANES, np.float32)
-    ibits = np.empty(LANES, np.int32)
+    b = np.empty(_SIZE, np.float32)
+    ibits = np.empty(_L, np.int32)
     fbits = ibits.view(np.float32)
-    for b0 in range(lo, hi, LANES):
-        nl = min(LANES, hi - b0)
-        _gather(x, b0, nl, xb)
-        _gather(gy, b0, nl, gb)
-        _gather(y, b0, nl, ob)
-        _block_forward(xb, w, heads, scale, use_res, pj, pb, ob, mx, den, ibits, fbits, nl, False)
-        for f in range(f_):  # through the ReLU (y > 0 where the pre-activation is)
-            for e in range(e_):
-                g = gb[f, e]
-                pre = ob[f, e]
-                for lane in range(nl):
-                    g[lane] = g[lane] if pre[lane] > 0 else _F32(0.0)
-        for f in range(f_):
-            for n in range(n_):
-                acc = dpj[n, f]
-                if use_res and n >= 3 * e_:
-                    g = gb[f, n - 3 * e_]
-                    for lane in range(nl):
-                        acc[lane] = g[lane]
-                else:
-                    for lane in range(nl):
-                        acc[lane] = 0.0
-        for h in range(heads):
-            qo, ko, vo = h * d, e_ + h * d, 2 * e_ + h * d
-            for i in range(f_):
-                p = pb[h, i]
-                for j in range(f_):  # dP[i, j] = sum_t g[i, t] v[j, t]
-                    row = ds[j]
-                    for lane in range(nl):
-                        acc = _F32(0.0)
-                        for t in range(d):
-                            acc += gb[i, qo + t, lane] * pj[j, vo + t, lane]
-                        row[lane] = acc
-                for lane in range(nl):
-                    c[lane] = 0.0
-                for j in range(f_):
-                    pr = p[j]
-                    row = ds[j]
-                    for lane in range(nl):
-                        c[lane] += pr[lane] * row[lane]
-                for j in range(f_):  # through the softmax (and the score scaling)
-                    pr = p[j]
-                    row = ds[j]
-                    for lane in range(nl):
-                        row[lane] = pr[lane] * (row[lane] - c[lane]) * sc
-                # per key j, one pass over the lanes updates the head's d columns (d is a compile-time constant)
-                for j in range(f_):
-                    for lane in range(nl):
-                        pr = p[j, lane]
-                        for t in range(d):
-                            dpj[vo + t, j, lane] += pr * gb[i, qo + t, lane]
-                    for lane in range(nl):
-                        sj = ds[j, lane]
-                        for t in range(d):
-                            dpj[ko + t, j, lane] += sj * pj[i, qo + t, lane]
-                    for lane in range(nl):
-                        sj = ds[j, lane]
-                        for t in range(d):
-                            dpj[qo + t, i, lane] += sj * pj[j, ko + t, lane]
-        for f in range(f_):  # dX = dP @ W.T, in four sums of e_ terms (one sum of 4 * e_ is not unrolled)
-            for e in range(e_):
-                out = ob[f, e]
-                for lane in range(nl):
-                    out[lane] = 0.0
-                for n0 in range(0, n_, e_):
-                    for lane in range(nl):
-                        acc = out[lane]
-                        for n in range(e_):
-                            acc += w[e, n0 + n] * dpj[n0 + n, f, lane]
-                        out[lane] = acc
+    for e in range(_E):
+        for n in range(_N):
+            b[_OW + e * _N + n] = w[e, n]
+    for b0 in range(lo, hi, _L):
+        nl = min(_L, hi - b0)
+        _gather(x, b0, nl, b, _OXB)
+        _gather(gy, b0, nl, b, _OGB)
+        _gather(y, b0, nl, b, _OOB)
+        _project(b, False)
+        _softmax_maps(b, scale, ibits, fbits)
+        _relu_init(b, use_res)
+        _grads(b, scale)
+        _dx(b)
         for lane in range(nl):
-            for f in range(f_):
-                for e in range(e_):
-                    gx[b0 + lane, f, e] = ob[f, e, lane]
-        if nl < LANES:
-            xflat[:] = 0.0  # lanes past the batch contribute nothing to the sums below
-        for f in range(f_):
-            for e in range(e_):
-                src = xb[f, e]
-                dst = xt[e, f]
-                for lane in range(nl):
-                    dst[lane] = src[lane]
-        for e in range(e_):  # dW += X.T @ dP: four dot products over (field, lane) per pass over a row of X
-            xr = xflat[e]
-            for n in range(0, n_, 4):
-                d0, d1, d2, d3 = dflat[n], dflat[n + 1], dflat[n + 2], dflat[n + 3]
-                a0 = a1 = a2 = a3 = _F32(0.0)
-                for k in range(f_ * LANES):
-                    xv = xr[k]
-                    a0 += xv * d0[k]
-                    a1 += xv * d1[k]
-                    a2 += xv * d2[k]
-                    a3 += xv * d3[k]
-                gw[e, n] += a0
-                gw[e, n + 1] += a1
-                gw[e, n + 2] += a2
-                gw[e, n + 3] += a3
+            for f in range(_F):
+                for e in range(_E):
+                    gx[b0 + lane, f, e] = b[_OOB + (f * _E + e) * _L + lane]
+        _dw(b, gw, x.shape[1] * _L)
 
 
-def _forward_parallel(x: Any, w: Any, y: Any, heads: int, scale: float, use_res: bool, bounds: Any) -> None:
+def _forward_parallel(x: Any, w: Any, y: Any, scale: float, use_res: bool, bounds: Any) -> None:
     for c in _prange(len(bounds) - 1):
-        _forward_range(x, w, y, heads, scale, use_res, bounds[c], bounds[c + 1])
+        _forward_range(x, w, y, scale, use_res, bounds[c], bounds[c + 1])
 
 
 def _backward_parallel(
-    x: Any, w: Any, y: Any, gy: Any, gx: Any, gw: Any, heads: int, scale: float, use_res: bool, bounds: Any
+    x: Any, w: Any, y: Any, gy: Any, gx: Any, gw: Any, scale: float, use_res: bool, bounds: Any
 ) -> None:
     for c in _prange(len(bounds) - 1):
-        _backward_range(x, w, y, gy, gx, gw[c], heads, scale, use_res, bounds[c], bounds[c + 1])
+        _backward_range(x, w, y, gy, gx, gw[c], scale, use_res, bounds[c], bounds[c + 1])
 
 
-# Compile-time constants of one specialization: with the embedding and head widths fixed, the compiler unrolls
-# the sums over them and keeps their accumulators in registers (about 2x on the projections here).
-_E = 0
-_D = 0
 _prange = range
 _KERNEL_NAMES = (
-    "_exp_rows",
     "_gather",
     "_project",
-    "_attention_row",
-    "_block_forward",
+    "_softmax_maps",
+    "_attend",
     "_forward_range",
+    "_grads",
+    "_relu_init",
+    "_dx",
+    "_dw",
     "_backward_range",
 )
 _PARALLEL_NAMES = ("_forward_parallel", "_backward_parallel")
-_KERNELS: dict[tuple[int, int], tuple[Any, ...]] = {}
+_KERNELS: dict[tuple[int, int, int], tuple[Any, ...]] = {}
 
 
-def _kernels(embedding_size: int, head_size: int) -> tuple[Any, Any, Any, Any]:
-    """The forward and backward kernels for one embedding width and head width, compiled on first use.
+def _kernels(fields: int, embedding_size: int, heads: int) -> tuple[Any, Any, Any, Any]:
+    """The forward and backward kernels for one (fields, embedding width, heads), compiled on first use.
 
     Returns ``(forward_parallel, backward_parallel, forward_range, backward_range)``: the serial ``*_range``
     kernels serve processes that may not use numba's thread pool (see ``recstack.threads``).
     """
-    key = (embedding_size, head_size)
+    key = (fields, embedding_size, heads)
     if key not in _KERNELS:
         import types
 
         import numba
 
-        # a copy of the module namespace per specialization: the kernels look each other (and _E, _D) up in it
-        space = dict(globals(), _E=embedding_size, _D=head_size, _prange=numba.prange)
+        # a copy of the module namespace per specialization: the kernels look each other and the constants up in it
+        space = dict(globals(), _prange=numba.prange, **_layout(fields, embedding_size, heads, LANES))
         # cached on disk under a name per specialization (numba keys its cache by name, not by global values)
+        tag = f"f{fields}_e{embedding_size}_h{heads}_l{LANES}"
         for name in _KERNEL_NAMES + _PARALLEL_NAMES:
             fn = globals()[name]
             parallel = name in _PARALLEL_NAMES
             copy = types.FunctionType(fn.__code__, space, name)
-            copy.__qualname__ = f"{name}_e{embedding_size}_d{head_size}"
+            copy.__qualname__ = f"{name}_{tag}"
             space[name] = numba.njit(nogil=True, fastmath=True, parallel=parallel, cache=True)(copy)
         _KERNELS[key] = tuple(space[n] for n in _PARALLEL_NAMES + ("_forward_range", "_backward_range"))
     return _KERNELS[key]
@@ -384,14 +453,14 @@ class InteractingFunction(torch.autograd.Function):
         x = inputs.detach().contiguous()
         w = weight.detach().contiguous()
         y = torch.empty_like(x)
-        n, _, e = x.shape
-        forward, _, forward_range, _ = _kernels(e, e // heads)
+        n, fields, e = x.shape
+        forward, _, forward_range, _ = _kernels(fields, e, heads)
         bounds = _bounds(n)
         arrays = (x.numpy(), w.numpy(), y.numpy())
         if len(bounds) > 2 and numba_pool_usable():
-            forward(*arrays, heads, scale, use_res, bounds)
+            forward(*arrays, scale, use_res, bounds)
         else:
-            forward_range(*arrays, heads, scale, use_res, 0, n)
+            forward_range(*arrays, scale, use_res, 0, n)
         ctx.save_for_backward(x, w, y)
         ctx.config = (heads, scale, use_res)
         return y
@@ -400,15 +469,15 @@ class InteractingFunction(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, w, y = ctx.saved_tensors
         heads, scale, use_res = ctx.config
-        n, _, e = x.shape
+        n, fields, e = x.shape
         bounds = _bounds(n)
         parallel = len(bounds) > 2 and numba_pool_usable()
         gx = torch.empty_like(x)
         gw = torch.zeros(len(bounds) - 1 if parallel else 1, *w.shape, dtype=w.dtype)  # a partial sum per thread
-        _, backward, _, backward_range = _kernels(e, e // heads)
+        _, backward, _, backward_range = _kernels(fields, e, heads)
         arrays = (x.numpy(), w.numpy(), y.numpy(), grad.detach().contiguous().numpy(), gx.numpy())
         if parallel:
-            backward(*arrays, gw.numpy(), heads, scale, use_res, bounds)
+            backward(*arrays, gw.numpy(), scale, use_res, bounds)
         else:
-            backward_range(*arrays, gw.numpy()[0], heads, scale, use_res, 0, n)
+            backward_range(*arrays, gw.numpy()[0], scale, use_res, 0, n)
         return gx, gw.sum(0), None, None, None
