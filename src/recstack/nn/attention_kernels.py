@@ -79,6 +79,24 @@ def _layout(fields: int, emb: int, heads: int, lanes: int) -> dict[str, int]:
     return out
 
 
+def _scratch(w: Any) -> tuple[Any, Any]:
+    """A block's scratch array, holding a copy of the weight, and the int32 lanes of the vectorized exp."""
+    b = np.empty(_SIZE, np.float32)
+    for e in range(_E):
+        for n in range(_N):
+            b[_OW + e * _N + n] = w[e, n]
+    return b, np.empty(_L, np.int32)
+
+
+def _scatter(b: Any, b0: int, nl: int, dst: Any, relu: bool) -> None:
+    """``dst[b0 + lane, f, e] = OB[f, e, lane]`` for the block's ``nl`` samples, through a ReLU if ``relu``."""
+    for lane in range(nl):
+        for f in range(_F):
+            for e in range(_E):
+                v = b[_OOB + (f * _E + e) * _L + lane]
+                dst[b0 + lane, f, e] = max(v, _F32(0.0)) if relu else v
+
+
 def _gather(src: Any, b0: int, nl: int, b: Any, off: int) -> None:
     """``b[off + (f * E + c) * L + lane] = src[b0 + lane, f, c]``; lanes past ``nl`` are zero."""
     for lane in range(nl):
@@ -189,22 +207,15 @@ def _attend(b: Any, use_res: bool) -> None:
 
 def _forward_range(x: Any, w: Any, y: Any, scale: float, use_res: bool, lo: int, hi: int) -> None:
     """``y[lo:hi]`` of the layer, block by block."""
-    b = np.empty(_SIZE, np.float32)
-    ibits = np.empty(_L, np.int32)
+    b, ibits = _scratch(w)
     fbits = ibits.view(np.float32)
-    for e in range(_E):
-        for n in range(_N):
-            b[_OW + e * _N + n] = w[e, n]
     for b0 in range(lo, hi, _L):
         nl = min(_L, hi - b0)
         _gather(x, b0, nl, b, _OXB)
         _project(b, use_res)
         _softmax_maps(b, scale, ibits, fbits)
         _attend(b, use_res)
-        for lane in range(nl):
-            for f in range(_F):
-                for e in range(_E):
-                    y[b0 + lane, f, e] = max(b[_OOB + (f * _E + e) * _L + lane], _F32(0.0))
+        _scatter(b, b0, nl, y, True)
 
 
 def _grads(b: Any, scale: float) -> None:
@@ -348,12 +359,8 @@ def _backward_range(
     x: Any, w: Any, y: Any, gy: Any, gx: Any, gw: Any, scale: float, use_res: bool, lo: int, hi: int
 ) -> None:
     """Input gradient into ``gx[lo:hi]`` (``y`` is the forward's output); the weight gradient added into ``gw``."""
-    b = np.empty(_SIZE, np.float32)
-    ibits = np.empty(_L, np.int32)
+    b, ibits = _scratch(w)
     fbits = ibits.view(np.float32)
-    for e in range(_E):
-        for n in range(_N):
-            b[_OW + e * _N + n] = w[e, n]
     for b0 in range(lo, hi, _L):
         nl = min(_L, hi - b0)
         _gather(x, b0, nl, b, _OXB)
@@ -364,10 +371,7 @@ def _backward_range(
         _relu_init(b, use_res)
         _grads(b, scale)
         _dx(b)
-        for lane in range(nl):
-            for f in range(_F):
-                for e in range(_E):
-                    gx[b0 + lane, f, e] = b[_OOB + (f * _E + e) * _L + lane]
+        _scatter(b, b0, nl, gx, False)
         _dw(b, gw, x.shape[1] * _L)
 
 
@@ -385,6 +389,8 @@ def _backward_parallel(
 
 _prange = range
 _KERNEL_NAMES = (
+    "_scratch",
+    "_scatter",
     "_gather",
     "_project",
     "_softmax_maps",
