@@ -112,20 +112,14 @@ def _gather(src: Any, b0: int, nl: int, b: Any, off: int) -> None:
 
 def _project(b: Any, full: bool) -> None:
     """``PJ[f, n] = sum_e W[e, n] XB[f, e]`` for Q, K, V (and R when ``full``)."""
+    columns = _N if full else 3 * _E
     for f in range(_F):
-        for n in range(3 * _E):
+        for n in range(columns):
             for lane in range(_L):
                 acc = _F32(0.0)
                 for e in range(_E):
                     acc += b[_OW + e * _N + n] * b[_OXB + (f * _E + e) * _L + lane]
                 b[_OPJ + (f * _N + n) * _L + lane] = acc
-        if full:
-            for n in range(3 * _E, _N):
-                for lane in range(_L):
-                    acc = _F32(0.0)
-                    for e in range(_E):
-                        acc += b[_OW + e * _N + n] * b[_OXB + (f * _E + e) * _L + lane]
-                    b[_OPJ + (f * _N + n) * _L + lane] = acc
 
 
 def _softmax_maps(b: Any, scale: float, ibits: Any, fbits: Any) -> None:
