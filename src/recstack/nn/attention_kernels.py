@@ -81,7 +81,9 @@ def _layout(fields: int, emb: int, heads: int, lanes: int) -> dict[str, int]:
 
 def _scratch(w: Any) -> tuple[Any, Any]:
     """A block's scratch array, holding a copy of the weight, and the int32 lanes of the vectorized exp."""
-    b = np.empty(_SIZE, np.float32)
+    raw = np.empty(_SIZE + 16, np.float32)
+    start = ((64 - raw.ctypes.data % 64) % 64) // 4  # 64-byte aligned: full-lane rows are whole cache lines
+    b = raw[start : start + _SIZE]
     for e in range(_E):
         for n in range(_N):
             b[_OW + e * _N + n] = w[e, n]
