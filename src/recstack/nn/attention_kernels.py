@@ -125,44 +125,39 @@ def _project(b: Any, full: bool) -> None:
 
 
 def _softmax_maps(b: Any, scale: float, ibits: Any, fbits: Any) -> None:
-    """``PB[h, i, j] = softmax_j(scale * Q_h[i] . K_h[j])`` for every head and query."""
+    """``PB[h, i, j] = softmax_j(scale * Q_h[i] . K_h[j])`` for every head and query, in three passes per row."""
     sc = _F32(scale)
     for h in range(_H):
         qo = h * _D
         ko = _E + h * _D
         for i in range(_F):
             row0 = _OPB + (h * _F + i) * _F * _L
-            for j in range(_F):
+            for lane in range(_L):
+                b[_OMX + lane] = _F32(-3.0e38)
+            for j in range(_F):  # scores and their running maximum
                 for lane in range(_L):
                     acc = _F32(0.0)
                     for t in range(_D):
                         acc += b[_OPJ + (i * _N + qo + t) * _L + lane] * b[_OPJ + (j * _N + ko + t) * _L + lane]
-                    b[row0 + j * _L + lane] = acc * sc
+                    s = acc * sc
+                    b[row0 + j * _L + lane] = s
+                    b[_OMX + lane] = max(b[_OMX + lane], s)
             for lane in range(_L):
-                b[_OMX + lane] = b[row0 + lane]
-            for j in range(1, _F):
-                for lane in range(_L):
-                    b[_OMX + lane] = max(b[_OMX + lane], b[row0 + j * _L + lane])
+                b[_ODEN + lane] = _F32(0.0)
+            # exp of x - max <= 0 and its row sum, vectorized (math.exp stays scalar): reduction by ln 2,
+            # degree-6 polynomial, then 2^k from exponent bits (fbits is ibits viewed as float32)
             for j in range(_F):
                 for lane in range(_L):
-                    b[row0 + j * _L + lane] -= b[_OMX + lane]
-            # exp of x <= 0, vectorized (math.exp stays scalar): reduction by ln 2, degree-6 polynomial,
-            # then 2^k from exponent bits (fbits is ibits viewed as float32)
-            for j in range(_F):
-                for lane in range(_L):
-                    xx = max(b[row0 + j * _L + lane], _EXP_MIN)
+                    xx = max(b[row0 + j * _L + lane] - b[_OMX + lane], _EXP_MIN)
                     k = np.floor(xx * _LOG2E + _F32(0.5))
                     r = xx - k * _LN2_HI - k * _LN2_LO
                     p = _F32(1.0) + r * (_F32(1.0) + r * (_C2 + r * (_C3 + r * (_C4 + r * (_C5 + r * _C6)))))
                     b[row0 + j * _L + lane] = p
                     ibits[lane] = (np.int32(k) + np.int32(127)) << 23
                 for lane in range(_L):
-                    b[row0 + j * _L + lane] *= fbits[lane]
-            for lane in range(_L):
-                b[_ODEN + lane] = _F32(0.0)
-            for j in range(_F):
-                for lane in range(_L):
-                    b[_ODEN + lane] += b[row0 + j * _L + lane]
+                    v = b[row0 + j * _L + lane] * fbits[lane]
+                    b[row0 + j * _L + lane] = v
+                    b[_ODEN + lane] += v
             for lane in range(_L):
                 b[_ODEN + lane] = _F32(1.0) / b[_ODEN + lane]
             for j in range(_F):
@@ -226,17 +221,15 @@ def _grads(b: Any, scale: float) -> None:
         for i in range(_F):
             row0 = _ODS + i * _F * _L
             prow = pb + i * _F * _L
+            for lane in range(_L):
+                b[_OC + lane] = _F32(0.0)
             for j in range(_F):
                 for lane in range(_L):
                     acc = _F32(0.0)
                     for t in range(_D):
                         acc += b[_OGB + (i * _E + qo + t) * _L + lane] * b[_OPJ + (j * _N + vo + t) * _L + lane]
                     b[row0 + j * _L + lane] = acc
-            for lane in range(_L):
-                b[_OC + lane] = _F32(0.0)
-            for j in range(_F):
-                for lane in range(_L):
-                    b[_OC + lane] += b[prow + j * _L + lane] * b[row0 + j * _L + lane]
+                    b[_OC + lane] += b[prow + j * _L + lane] * acc
             for j in range(_F):
                 for lane in range(_L):
                     b[row0 + j * _L + lane] = b[prow + j * _L + lane] * (b[row0 + j * _L + lane] - b[_OC + lane]) * sc
@@ -308,16 +301,18 @@ def _relu_init(b: Any, use_res: bool) -> None:
 
 def _dx(b: Any) -> None:
     """``OB = dX = DP @ W.T``."""
-    for f in range(_F):  # dX = dP @ W.T, in four sums of E terms
+    for f in range(_F):  # in two sums of 2E terms: one sum of 4E does not vectorize, four cost more stores
         for e in range(_E):
             for lane in range(_L):
-                b[_OOB + (f * _E + e) * _L + lane] = _F32(0.0)
-            for n0 in range(0, _N, _E):
-                for lane in range(_L):
-                    acc = b[_OOB + (f * _E + e) * _L + lane]
-                    for n in range(_E):
-                        acc += b[_OW + e * _N + n0 + n] * b[_ODP + ((n0 + n) * _F + f) * _L + lane]
-                    b[_OOB + (f * _E + e) * _L + lane] = acc
+                acc = _F32(0.0)
+                for n in range(2 * _E):
+                    acc += b[_OW + e * _N + n] * b[_ODP + (n * _F + f) * _L + lane]
+                b[_OOB + (f * _E + e) * _L + lane] = acc
+            for lane in range(_L):
+                acc = b[_OOB + (f * _E + e) * _L + lane]
+                for n in range(2 * _E, _N):
+                    acc += b[_OW + e * _N + n] * b[_ODP + (n * _F + f) * _L + lane]
+                b[_OOB + (f * _E + e) * _L + lane] = acc
 
 
 def _dw(b: Any, gw: Any, count: int) -> None:
