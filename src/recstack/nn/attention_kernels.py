@@ -325,7 +325,34 @@ def _dw(b: Any, gw: Any, count: int) -> None:
         for e in range(_E):
             for lane in range(_L):
                 b[_OXT + (e * _F + f) * _L + lane] = b[_OXB + (f * _E + e) * _L + lane]
-    for e in range(_E):  # dW += X.T @ dP: four dot products over (field, lane) per pass over a row of X
+    for e in range(0, _E - 3, 4):  # dW += X.T @ dP: 4 x 4 dot products over (field, lane) per pass
+        x0 = b[_OXT + e * _F * _L : _OXT + e * _F * _L + count]
+        x1 = b[_OXT + (e + 1) * _F * _L : _OXT + (e + 1) * _F * _L + count]
+        x2 = b[_OXT + (e + 2) * _F * _L : _OXT + (e + 2) * _F * _L + count]
+        x3 = b[_OXT + (e + 3) * _F * _L : _OXT + (e + 3) * _F * _L + count]
+        for n in range(0, n_, 4):
+            d0 = _ODP + n * _F * _L
+            r0 = b[d0 : d0 + count]
+            r1 = b[d0 + _F * _L : d0 + _F * _L + count]
+            r2 = b[d0 + 2 * _F * _L : d0 + 2 * _F * _L + count]
+            r3 = b[d0 + 3 * _F * _L : d0 + 3 * _F * _L + count]
+            a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = _F32(0.0)
+            a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = _F32(0.0)
+            for k in range(count):  # on slices: indexing b itself with a run-time bound compiles to scalar code
+                v0, v1, v2, v3 = r0[k], r1[k], r2[k], r3[k]
+                u = x0[k]
+                a00, a01, a02, a03 = a00 + u * v0, a01 + u * v1, a02 + u * v2, a03 + u * v3
+                u = x1[k]
+                a10, a11, a12, a13 = a10 + u * v0, a11 + u * v1, a12 + u * v2, a13 + u * v3
+                u = x2[k]
+                a20, a21, a22, a23 = a20 + u * v0, a21 + u * v1, a22 + u * v2, a23 + u * v3
+                u = x3[k]
+                a30, a31, a32, a33 = a30 + u * v0, a31 + u * v1, a32 + u * v2, a33 + u * v3
+            _add4(gw, e, n, a00, a01, a02, a03)
+            _add4(gw, e + 1, n, a10, a11, a12, a13)
+            _add4(gw, e + 2, n, a20, a21, a22, a23)
+            _add4(gw, e + 3, n, a30, a31, a32, a33)
+    for e in range(_E - _E % 4, _E):
         xr = b[_OXT + e * _F * _L : _OXT + e * _F * _L + count]
         for n in range(0, n_, 4):
             d0 = _ODP + n * _F * _L
@@ -334,16 +361,21 @@ def _dw(b: Any, gw: Any, count: int) -> None:
             r2 = b[d0 + 2 * _F * _L : d0 + 2 * _F * _L + count]
             r3 = b[d0 + 3 * _F * _L : d0 + 3 * _F * _L + count]
             a0 = a1 = a2 = a3 = _F32(0.0)
-            for k in range(count):  # on slices: indexing b itself with a run-time bound compiles to scalar code
+            for k in range(count):
                 xv = xr[k]
                 a0 += xv * r0[k]
                 a1 += xv * r1[k]
                 a2 += xv * r2[k]
                 a3 += xv * r3[k]
-            gw[e, n] += a0
-            gw[e, n + 1] += a1
-            gw[e, n + 2] += a2
-            gw[e, n + 3] += a3
+            _add4(gw, e, n, a0, a1, a2, a3)
+
+
+def _add4(gw: Any, e: int, n: int, a0: float, a1: float, a2: float, a3: float) -> None:
+    """``gw[e, n:n + 4] += (a0, a1, a2, a3)``."""
+    gw[e, n] += a0
+    gw[e, n + 1] += a1
+    gw[e, n + 2] += a2
+    gw[e, n + 3] += a3
 
 
 def _backward_range(
@@ -390,6 +422,7 @@ _KERNEL_NAMES = (
     "_grads",
     "_relu_init",
     "_dx",
+    "_add4",
     "_dw",
     "_backward_range",
 )
