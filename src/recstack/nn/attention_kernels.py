@@ -331,11 +331,7 @@ def _dw(b: Any, gw: Any, count: int) -> None:
         x2 = b[_OXT + (e + 2) * _F * _L : _OXT + (e + 2) * _F * _L + count]
         x3 = b[_OXT + (e + 3) * _F * _L : _OXT + (e + 3) * _F * _L + count]
         for n in range(0, n_, 4):
-            d0 = _ODP + n * _F * _L
-            r0 = b[d0 : d0 + count]
-            r1 = b[d0 + _F * _L : d0 + _F * _L + count]
-            r2 = b[d0 + 2 * _F * _L : d0 + 2 * _F * _L + count]
-            r3 = b[d0 + 3 * _F * _L : d0 + 3 * _F * _L + count]
+            r0, r1, r2, r3 = _dp_columns(b, n, count)
             a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = _F32(0.0)
             a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = _F32(0.0)
             for k in range(count):  # on slices: indexing b itself with a run-time bound compiles to scalar code
@@ -355,11 +351,7 @@ def _dw(b: Any, gw: Any, count: int) -> None:
     for e in range(_E - _E % 4, _E):
         xr = b[_OXT + e * _F * _L : _OXT + e * _F * _L + count]
         for n in range(0, n_, 4):
-            d0 = _ODP + n * _F * _L
-            r0 = b[d0 : d0 + count]
-            r1 = b[d0 + _F * _L : d0 + _F * _L + count]
-            r2 = b[d0 + 2 * _F * _L : d0 + 2 * _F * _L + count]
-            r3 = b[d0 + 3 * _F * _L : d0 + 3 * _F * _L + count]
+            r0, r1, r2, r3 = _dp_columns(b, n, count)
             a0 = a1 = a2 = a3 = _F32(0.0)
             for k in range(count):
                 xv = xr[k]
@@ -368,6 +360,17 @@ def _dw(b: Any, gw: Any, count: int) -> None:
                 a2 += xv * r2[k]
                 a3 += xv * r3[k]
             _add4(gw, e, n, a0, a1, a2, a3)
+
+
+def _dp_columns(b: Any, n: int, count: int) -> tuple[Any, Any, Any, Any]:
+    """Columns ``n`` to ``n + 3`` of the projection gradient, ``count`` values each, as slices of ``b``."""
+    d0 = _ODP + n * _F * _L
+    return (
+        b[d0 : d0 + count],
+        b[d0 + _F * _L : d0 + _F * _L + count],
+        b[d0 + 2 * _F * _L : d0 + 2 * _F * _L + count],
+        b[d0 + 3 * _F * _L : d0 + 3 * _F * _L + count],
+    )
 
 
 def _add4(gw: Any, e: int, n: int, a0: float, a1: float, a2: float, a3: float) -> None:
@@ -422,6 +425,7 @@ _KERNEL_NAMES = (
     "_grads",
     "_relu_init",
     "_dx",
+    "_dp_columns",
     "_add4",
     "_dw",
     "_backward_range",
