@@ -326,12 +326,9 @@ def _dw(b: Any, gw: Any, count: int) -> None:
             for lane in range(_L):
                 b[_OXT + (e * _F + f) * _L + lane] = b[_OXB + (f * _E + e) * _L + lane]
     for e in range(0, _E - 3, 4):  # dW += X.T @ dP: 4 x 4 dot products over (field, lane) per pass
-        x0 = b[_OXT + e * _F * _L : _OXT + e * _F * _L + count]
-        x1 = b[_OXT + (e + 1) * _F * _L : _OXT + (e + 1) * _F * _L + count]
-        x2 = b[_OXT + (e + 2) * _F * _L : _OXT + (e + 2) * _F * _L + count]
-        x3 = b[_OXT + (e + 3) * _F * _L : _OXT + (e + 3) * _F * _L + count]
+        x0, x1, x2, x3 = _four_rows(b, _OXT + e * _F * _L, count)
         for n in range(0, n_, 4):
-            r0, r1, r2, r3 = _dp_columns(b, n, count)
+            r0, r1, r2, r3 = _four_rows(b, _ODP + n * _F * _L, count)
             a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = _F32(0.0)
             a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = _F32(0.0)
             for k in range(count):  # on slices: indexing b itself with a run-time bound compiles to scalar code
@@ -351,7 +348,7 @@ def _dw(b: Any, gw: Any, count: int) -> None:
     for e in range(_E - _E % 4, _E):
         xr = b[_OXT + e * _F * _L : _OXT + e * _F * _L + count]
         for n in range(0, n_, 4):
-            r0, r1, r2, r3 = _dp_columns(b, n, count)
+            r0, r1, r2, r3 = _four_rows(b, _ODP + n * _F * _L, count)
             a0 = a1 = a2 = a3 = _F32(0.0)
             for k in range(count):
                 xv = xr[k]
@@ -362,14 +359,13 @@ def _dw(b: Any, gw: Any, count: int) -> None:
             _add4(gw, e, n, a0, a1, a2, a3)
 
 
-def _dp_columns(b: Any, n: int, count: int) -> tuple[Any, Any, Any, Any]:
-    """Columns ``n`` to ``n + 3`` of the projection gradient, ``count`` values each, as slices of ``b``."""
-    d0 = _ODP + n * _F * _L
+def _four_rows(b: Any, start: int, count: int) -> tuple[Any, Any, Any, Any]:
+    """Four consecutive ``F * L`` rows of ``b`` from ``start`` (of XT or DP), ``count`` values each, as slices."""
     return (
-        b[d0 : d0 + count],
-        b[d0 + _F * _L : d0 + _F * _L + count],
-        b[d0 + 2 * _F * _L : d0 + 2 * _F * _L + count],
-        b[d0 + 3 * _F * _L : d0 + 3 * _F * _L + count],
+        b[start : start + count],
+        b[start + _F * _L : start + _F * _L + count],
+        b[start + 2 * _F * _L : start + 2 * _F * _L + count],
+        b[start + 3 * _F * _L : start + 3 * _F * _L + count],
     )
 
 
@@ -425,7 +421,7 @@ _KERNEL_NAMES = (
     "_grads",
     "_relu_init",
     "_dx",
-    "_dp_columns",
+    "_four_rows",
     "_add4",
     "_dw",
     "_backward_range",
