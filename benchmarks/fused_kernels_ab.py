@@ -1,9 +1,11 @@
 """recstack's CPU kernels on and off, paired in one process: fused attention (AutoInt), the compiled
-embedding backward (any model) and the GEMMs padded to 8-float rows (recstack.nn.gemm; DNN models).
+embedding backward (any model), recstack.nn.gemm's linear layers against plain ``F.linear`` (DNN models),
+and oneDNN's GEMMs against MKL's (padded to 8-float rows) in the linear layers and xDeepFM's CIN.
 
     .venv/bin/python benchmarks/fused_kernels_ab.py --model AutoInt --switch attention --batch-sizes 256 4096
     .venv/bin/python benchmarks/fused_kernels_ab.py --model DeepFM --switch embedding
     .venv/bin/python benchmarks/fused_kernels_ab.py --model DeepFM --switch gemm --batch-sizes 4096
+    .venv/bin/python benchmarks/fused_kernels_ab.py --model xDeepFM --switch onednn --batch-sizes 4096
 
 Same data and model shape as benchmarks/ranking_vs_deepctr.py. Each pair is two short ``fit`` calls on
 fresh rows, one with the kernel and one with torch's op-by-op path, in alternating order; the figure is
@@ -37,6 +39,7 @@ RESULTS = Path(__file__).parent / "results"
 
 _KERNEL_LOOKUP = FusedTable._lookup_for_grad  # the compiled scatter-add backward on CPU
 _GEMM_MIN_ROWS = gemm.MIN_ROWS
+_ONEDNN = gemm.onednn_available
 
 
 def _ops_lookup(self, index, table):
@@ -51,6 +54,8 @@ def switch(model, name: str, on: bool) -> None:
                 m.fused = on
     elif name == "gemm":
         gemm.MIN_ROWS = _GEMM_MIN_ROWS if on else sys.maxsize
+    elif name == "onednn":
+        gemm.onednn_available = _ONEDNN if on else (lambda: False)
     else:
         FusedTable._lookup_for_grad = _KERNEL_LOOKUP if on else _ops_lookup
 
@@ -89,7 +94,7 @@ def measure(model, train: dict[str, np.ndarray], bs: int, name: str, pairs: int)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="AutoInt")
-    parser.add_argument("--switch", choices=["attention", "embedding", "gemm"], default="attention")
+    parser.add_argument("--switch", choices=["attention", "embedding", "gemm", "onednn"], default="attention")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[256, 4096])
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--pairs", type=int, default=10)

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from recstack.nn import gemm
 from recstack.nn.core import activation_layer
 
 CHUNK_BYTES = 16 << 20  # outer-product block per chunk: small enough to stay in cache (8-16 MB measured best here)
@@ -75,9 +76,8 @@ class _CINLayerFunction(torch.autograd.Function):
         for s, e in chunks:
             z = zbuf[: e - s]
             torch.mul(x0[s:e].unsqueeze(2), xk[s:e].unsqueeze(1), out=z)
-            torch.addmm(bias, z.view(e - s, f * h), wf.t(), out=out[s:e])
-            if relu:
-                torch.relu_(out[s:e])  # while the chunk is in cache, not as another pass over [B*D, H]
+            # the ReLU while the chunk is in cache, not as another pass over [B*D, H]
+            out[s:e] = gemm.matmul_t(z.view(e - s, f * h), wf, bias, relu=relu)
         ctx.save_for_backward(xk, x0, wf, out if relu else None)
         return out
 
@@ -96,7 +96,6 @@ class _CINLayerFunction(torch.autograd.Function):
         chunks = _chunks(n, h * f)
         rows = chunks[0][1]
         zbuf = torch.empty(rows, f, h, dtype=xk.dtype, device=xk.device) if need_w else None
-        gzbuf = torch.empty(rows, f * h, dtype=xk.dtype, device=xk.device) if need_xk or need_x0 else None
         gbuf = torch.empty(rows, o, dtype=grad.dtype, device=grad.device) if out is not None else None
         grad_b = torch.zeros(o, dtype=grad.dtype, device=grad.device) if need_b else None
         for s, e in chunks:
@@ -108,9 +107,9 @@ class _CINLayerFunction(torch.autograd.Function):
             if zbuf is not None and grad_wf is not None:
                 z = zbuf[: e - s]
                 torch.mul(x0[s:e].unsqueeze(2), xk[s:e].unsqueeze(1), out=z)
-                grad_wf += g.t() @ z.view(e - s, f * h)  # not addmm_: torch's FLOP counter skips in-place variants
-            if gzbuf is not None:
-                gz = torch.mm(g, wf, out=gzbuf[: e - s]).view(e - s, f, h)
+                grad_wf += gemm.matmul_t(g.t(), z.view(e - s, f * h).t())
+            if need_xk or need_x0:
+                gz = gemm.matmul_t(g, wf.t()).view(e - s, f, h)
                 outer_grads(gz, x0[s:e], xk[s:e], grad_xk[s:e], grad_x0[s:e])
         grad_w = grad_wf.view(o, f, h).transpose(1, 2).reshape(o, h * f) if grad_wf is not None else None
         return grad_xk if need_xk else None, grad_x0 if need_x0 else None, grad_w, grad_b, None
