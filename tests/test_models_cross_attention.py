@@ -108,43 +108,65 @@ def test_cin_matches_the_direct_formula(split_half):
     torch.testing.assert_close(out, torch.cat(pooled, 1), rtol=1e-5, atol=1e-5)
 
 
-def test_cin_chunked_layer_gradients_match_the_plain_outer_product(monkeypatch):
+def _plain_cin_layer(xk, x0, w, b, relu, split, pool_from, d):
+    out = (xk.unsqueeze(2) * x0.unsqueeze(1)).reshape(xk.shape[0], -1) @ w.t() + b
+    out = out.relu() if relu else out
+    return out[:, :split], out[:, pool_from:].reshape(-1, d, out.shape[1] - pool_from).sum(1)
+
+
+@pytest.mark.parametrize(
+    ("relu", "split", "pool_from"),
+    [(True, 2, 2), (False, 2, 2), (True, 5, 0), (True, 0, 0), (False, 0, 0)],
+    ids=["split-half", "split-half-linear", "no-split", "last-layer", "last-layer-linear"],
+)
+def test_cin_chunked_layer_matches_the_plain_outer_product(monkeypatch, relu, split, pool_from):
     import recstack.nn.cin as cin_module
 
-    # tiny chunks: the 37 rows (B*D) below span several, with a ragged last one
-    monkeypatch.setattr(cin_module, "CHUNK_BYTES", 4 * 12 * 3)
+    # tiny chunks: the 40 rows (B*D, D = 4) below span several, whole runs of D each, with a ragged last one
+    monkeypatch.setattr(cin_module, "CHUNK_BYTES", 4 * 12 * 6)
+    d = 4
+    assert len(cin_module._chunks(40, 12, d)) > 2
+    assert all((e - s) % d == 0 for s, e in cin_module._chunks(40, 12, d))
     gen = torch.Generator().manual_seed(3)
     args = [
-        torch.randn(37, 4, dtype=torch.double, generator=gen, requires_grad=True),
-        torch.randn(37, 3, dtype=torch.double, generator=gen, requires_grad=True),
+        torch.randn(40, 4, dtype=torch.double, generator=gen, requires_grad=True),
+        torch.randn(40, 3, dtype=torch.double, generator=gen, requires_grad=True),
         torch.randn(5, 12, dtype=torch.double, generator=gen, requires_grad=True),
         torch.randn(5, dtype=torch.double, generator=gen, requires_grad=True),
     ]
-    assert len(cin_module._chunks(37, 12)) > 1
-    for relu in (False, True):  # the ReLU fused into the layer, chunk by chunk, or none
-        assert torch.autograd.gradcheck(lambda *a, relu=relu: cin_module._CINLayerFunction.apply(*a, relu), args)
-        xk, x0, w, b = args
-        plain = (xk.unsqueeze(2) * x0.unsqueeze(1)).reshape(37, 12) @ w.t() + b
-        torch.testing.assert_close(cin_module._CINLayerFunction.apply(*args, relu), plain.relu() if relu else plain)
+    opts = (relu, split, pool_from, d)
+    assert torch.autograd.gradcheck(lambda *a: cin_module._CINLayerFunction.apply(*a, *opts), args)
+    for ours, plain in zip(cin_module._CINLayerFunction.apply(*args, *opts), _plain_cin_layer(*args, *opts)):
+        torch.testing.assert_close(ours, plain)
 
-    # float32 with xk a strided view (as split_half leaves it): same values and gradients as plain ops
-    wide = torch.randn(37, 8, generator=gen, requires_grad=True)
+    # float32 with xk a strided view: same values and gradients as plain ops, one of the two outputs unused
+    wide = torch.randn(40, 8, generator=gen, requires_grad=True)
     x0f, wf, bf = (t.detach().float().requires_grad_() for t in args[1:])
-    ours = cin_module._CINLayerFunction.apply(wide[:, :4], x0f, wf, bf, True)
-    plain = ((wide[:, :4].unsqueeze(2) * x0f.unsqueeze(1)).reshape(37, 12) @ wf.t() + bf).relu()
-    torch.testing.assert_close(ours, plain)
-    g = torch.randn(37, 5, generator=gen)
     inputs = [wide, x0f, wf, bf]
-    for a, c in zip(torch.autograd.grad(ours, inputs, g), torch.autograd.grad(plain, inputs, g)):
-        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5)
+    ours = cin_module._CINLayerFunction.apply(wide[:, :4], x0f, wf, bf, *opts)
+    plain = _plain_cin_layer(wide[:, :4], x0f, wf, bf, *opts)
+    for k in range(2):
+        torch.testing.assert_close(ours[k], plain[k])
+        if ours[k].numel():
+            g = torch.randn(ours[k].shape, generator=gen)
+            got = torch.autograd.grad(ours[k], inputs, g, retain_graph=True)
+            want = torch.autograd.grad(plain[k], inputs, g, retain_graph=True)
+            for a, c in zip(got, want):
+                torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5)
 
-    cin = CIN(3, (4, 2))
+
+@pytest.mark.parametrize("activation", ["relu", "linear", "sigmoid"])
+@pytest.mark.parametrize("split_half", [True, False])
+def test_cin_chunked_forward_equals_the_scripted_plain_one(activation, split_half):
+    gen = torch.Generator().manual_seed(4)
+    cin = CIN(3, (4, 6, 2), activation=activation, split_half=split_half)
     x = torch.randn(9, 3, 5, generator=gen, requires_grad=True)
-    eager = cin(x)  # chunked path
+    eager = cin(x)  # chunked path: ReLU and none fused into each layer, sigmoid as an op after it
     scripted = torch.jit.script(cin)(x)  # plain path
     torch.testing.assert_close(eager, scripted, rtol=1e-6, atol=1e-6)
-    g_eager = torch.autograd.grad(eager.square().sum(), [x, *cin.parameters()])
-    g_script = torch.autograd.grad(scripted.square().sum(), [x, *cin.parameters()])
+    g = torch.randn(eager.shape, generator=gen)
+    g_eager = torch.autograd.grad(eager, [x, *cin.parameters()], g)
+    g_script = torch.autograd.grad(scripted, [x, *cin.parameters()], g)
     for a, c in zip(g_eager, g_script):
         torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5)
 

@@ -13,8 +13,9 @@ from recstack.nn.core import activation_layer
 CHUNK_BYTES = 16 << 20  # outer-product block per chunk: small enough to stay in cache (8-16 MB measured best here)
 
 
-def _chunks(n: int, width: int) -> list[tuple[int, int]]:
-    step = max(1, CHUNK_BYTES // (4 * width))
+def _chunks(n: int, width: int, group: int = 1) -> list[tuple[int, int]]:
+    """Row ranges of about ``CHUNK_BYTES`` of ``width`` floats each, every one a multiple of ``group`` rows."""
+    step = max(group, CHUNK_BYTES // (4 * width) // group * group)
     return [(s, min(s + step, n)) for s in range(0, n, step)]
 
 
@@ -56,52 +57,83 @@ def outer_grads(gz: Tensor, x0: Tensor, xk: Tensor, grad_xk: Tensor, grad_x0: Te
 
 
 class _CINLayerFunction(torch.autograd.Function):
-    """``z @ weight.T + bias`` with ``z = outer(xk, x0)`` rows, never materialized beyond one cache-sized chunk.
+    """One CIN layer, split and sum-pooled: ``out = act(z @ weight.T + bias)`` with ``z = outer(xk, x0)`` rows
+    (``act`` ReLU or none), returned as ``(out[:, :split], out[:, pool_from:] summed over each run of d rows)``.
 
-    The plain formulation writes and re-reads ``[B*D, H_k*F0]`` (hundreds of MB at batch 4096) three times
-    per step; here each chunk's products are formed in one reused buffer, used by the GEMM and overwritten,
-    and the backward recomputes them chunk by chunk. The buffer is field-major (``z[n, m, h]``, the weight's
-    columns permuted to match) so that the broadcast multiply runs along the contiguous ``H_k`` maps.
+    ``z`` (``[B*D, H_k*F0]``, hundreds of MB at batch 4096) is never materialized beyond one cache-sized
+    chunk: each chunk's products are formed in one reused buffer, used by the GEMM and overwritten, and the
+    backward recomputes them chunk by chunk. The buffer is field-major (``z[n, m, h]``, the weight's
+    columns permuted to match) so that the broadcast multiply runs along the contiguous ``H_k`` maps. The
+    split and the pooling happen while a chunk is in cache too: as torch ops, the pooled half's gradient
+    comes back as a stride-0 expansion that the split's backward concatenates at under 1 GB/s here.
     """
 
     @staticmethod
-    def forward(ctx: Any, xk: Tensor, x0: Tensor, weight: Tensor, bias: Tensor, relu: bool) -> Tensor:  # noqa: ANN401
+    def forward(  # noqa: PLR0913
+        ctx: Any,  # noqa: ANN401
+        xk: Tensor,
+        x0: Tensor,
+        weight: Tensor,
+        bias: Tensor,
+        relu: bool,
+        split: int,
+        pool_from: int,
+        d: int,
+    ) -> tuple[Tensor, Tensor]:
         n, h = xk.shape
         f = x0.shape[1]
         o = weight.shape[0]
         wf = weight.view(o, h, f).transpose(1, 2).reshape(o, f * h)  # columns in z's field-major order
-        out = torch.empty(n, o, dtype=xk.dtype, device=xk.device)
-        chunks = _chunks(n, h * f)
-        zbuf = torch.empty(chunks[0][1], f, h, dtype=xk.dtype, device=xk.device)
+        nxt = xk.new_empty(n, split)
+        tail = xk.new_empty(n, o - split) if relu else None  # with nxt, the output the ReLU's mask needs
+        pooled = xk.new_empty(n // d, o - pool_from)
+        chunks = _chunks(n, h * f, d)
+        zbuf = xk.new_empty(chunks[0][1], f, h)
         for s, e in chunks:
             z = zbuf[: e - s]
             torch.mul(x0[s:e].unsqueeze(2), xk[s:e].unsqueeze(1), out=z)
-            # the ReLU while the chunk is in cache, not as another pass over [B*D, H]
-            out[s:e] = gemm.matmul_t(z.view(e - s, f * h), wf, bias, relu=relu)
-        ctx.save_for_backward(xk, x0, wf, out if relu else None)
-        return out
+            out = gemm.matmul_t(z.view(e - s, f * h), wf, bias, relu=relu)
+            nxt[s:e] = out[:, :split]
+            if tail is not None:
+                tail[s:e] = out[:, split:]
+            torch.sum(out[:, pool_from:].view(-1, d, o - pool_from), 1, out=pooled[s // d : e // d])
+        ctx.save_for_backward(xk, x0, wf, nxt if relu else None, tail)
+        ctx.split, ctx.pool_from, ctx.d = split, pool_from, d
+        return nxt, pooled
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # noqa: ANN401
-        xk, x0, wf, out = ctx.saved_tensors
+    def backward(ctx: Any, grad_next: Tensor | None, grad_pooled: Tensor | None) -> tuple[Tensor | None, ...]:  # noqa: ANN401
+        xk, x0, wf, nxt, tail = ctx.saved_tensors
+        split, pool_from, d = ctx.split, ctx.pool_from, ctx.d
         n, h = xk.shape
         f = x0.shape[1]
         o = wf.shape[0]
-        grad = grad.contiguous()
-        need_xk, need_x0, need_w, need_b, _ = ctx.needs_input_grad
+        need_xk, need_x0, need_w, need_b = ctx.needs_input_grad[:4]
         # both input gradients come from one pass over g @ W, so both are formed when either is needed
         grad_xk = torch.empty_like(xk)
         grad_x0 = torch.empty_like(x0)
         grad_wf = torch.zeros_like(wf) if need_w else None
-        chunks = _chunks(n, h * f)
+        grad_b = torch.zeros(o, dtype=xk.dtype, device=xk.device) if need_b else None
+        chunks = _chunks(n, h * f, d)
         rows = chunks[0][1]
-        zbuf = torch.empty(rows, f, h, dtype=xk.dtype, device=xk.device) if need_w else None
-        gbuf = torch.empty(rows, o, dtype=grad.dtype, device=grad.device) if out is not None else None
-        grad_b = torch.zeros(o, dtype=grad.dtype, device=grad.device) if need_b else None
+        zbuf = xk.new_empty(rows, f, h) if need_w else None
+        gbuf = xk.new_empty(rows, o)
         for s, e in chunks:
-            g = grad[s:e]
-            if out is not None and gbuf is not None:  # through the fused ReLU
-                g = torch.mul(g, out[s:e] > 0, out=gbuf[: e - s])
+            g = gbuf[: e - s]  # the gradient at the layer's output: next part, pooled part (expanded over d)
+            pooled_grad = None if grad_pooled is None else grad_pooled[s // d : e // d].unsqueeze(1)
+            if pooled_grad is not None and pool_from == split:
+                g[:, split:].view(-1, d, o - split).copy_(pooled_grad)
+            else:
+                g[:, split:].zero_()
+            if grad_next is None:
+                g[:, :split].zero_()
+            else:
+                g[:, :split].copy_(grad_next[s:e])
+            if pooled_grad is not None and pool_from != split:
+                g[:, pool_from:].view(-1, d, o - pool_from).add_(pooled_grad)
+            if nxt is not None and tail is not None:  # through the ReLU
+                _relu_grad_(g[:, :split], nxt[s:e])
+                _relu_grad_(g[:, split:], tail[s:e])
             if grad_b is not None:
                 grad_b += g.sum(0)
             if zbuf is not None and grad_wf is not None:
@@ -112,7 +144,14 @@ class _CINLayerFunction(torch.autograd.Function):
                 gz = gemm.matmul_t(g, wf.t()).view(e - s, f, h)
                 outer_grads(gz, x0[s:e], xk[s:e], grad_xk[s:e], grad_x0[s:e])
         grad_w = grad_wf.view(o, f, h).transpose(1, 2).reshape(o, h * f) if grad_wf is not None else None
-        return grad_xk if need_xk else None, grad_x0 if need_x0 else None, grad_w, grad_b, None
+        xk_grad = grad_xk if need_xk else None
+        return xk_grad, grad_x0 if need_x0 else None, grad_w, grad_b, None, None, None, None
+
+
+def _relu_grad_(grad: Tensor, out: Tensor) -> None:
+    """``grad[out <= 0] = 0`` in place, in one pass (a bool mask times float costs a conversion copy)."""
+    if grad.numel():
+        torch.ops.aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
 
 
 class CIN(nn.Module):
@@ -176,6 +215,8 @@ class CIN(nn.Module):
         self.to(device)
 
     def forward(self, inputs: Tensor) -> Tensor:
+        if not torch.jit.is_scripting():
+            return self._chunked(inputs)
         b, f0, d = inputs.shape
         # work dimension-major, [B, D, maps]: each layer is then ONE [B*D, H_k*F0] x [H_k*F0, H_{k+1}] GEMM
         x0 = inputs.transpose(1, 2).unsqueeze(2)  # [B, D, 1, F0]
@@ -183,16 +224,11 @@ class CIN(nn.Module):
         pooled: list[Tensor] = []
         n = len(self.layer_size)
         i = 0
-        x0_rows = x0.reshape(b * d, f0)
         for layer in self.filters:
-            if torch.jit.is_scripting():
-                z = (xk.unsqueeze(3) * x0).reshape(b * d, -1)  # outer product [B*D, H_k*F0]
-                out = self.activation(layer(z)).view(b, d, -1)  # [B, D, H_{k+1}]
-            else:
-                out = self._chunked(xk.reshape(b * d, -1), x0_rows, layer.weight, layer.bias).view(b, d, -1)
+            z = (xk.unsqueeze(3) * x0).reshape(b * d, -1)  # outer product [B*D, H_k*F0]
+            out = self.activation(layer(z)).view(b, d, -1)  # [B, D, H_{k+1}]
             if self.split_half and i < n - 1:
                 half = self.layer_size[i] // 2
-                # split, not two slices: its backward is one concatenation, not two zero-filled full-size grads
                 parts = torch.split(out, [half, half], dim=2)
                 xk = parts[0]
                 pooled.append(parts[1].sum(1))
@@ -203,11 +239,33 @@ class CIN(nn.Module):
         return torch.cat(pooled, 1)
 
     @torch.jit.unused
-    def _chunked(self, xk: Tensor, x0: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        """One layer's activated maps ``[B*D, H_{k+1}]``; a ReLU is applied chunk by chunk inside the layer."""
+    def _chunked(self, inputs: Tensor) -> Tensor:
+        """The forward through `_CINLayerFunction`: a ReLU (or no activation), the split and the pooling
+        fused into each layer; other activations run as torch ops on the layer's output."""
+        b, f0, d = inputs.shape
+        x0 = inputs.transpose(1, 2).reshape(b * d, f0)  # [B*D, F0]
+        xk = x0
         relu = type(self.activation) is nn.ReLU
-        pre = _CINLayerFunction.apply(xk.contiguous(), x0.contiguous(), weight, bias, relu)
-        return pre if relu else self.activation(pre)
+        fused = relu or type(self.activation) is nn.Identity
+        pooled: list[Tensor] = []
+        last = len(self.filters) - 1
+        for i, layer in enumerate(self.filters):
+            size = self.layer_size[i]
+            if i == last:
+                split, pool_from = 0, 0
+            elif self.split_half:
+                split, pool_from = size // 2, size // 2
+            else:
+                split, pool_from = size, 0
+            if fused:
+                xk, part = _CINLayerFunction.apply(xk, x0, layer.weight, layer.bias, relu, split, pool_from, d)
+                pooled.append(part)
+                continue
+            _, pre = _CINLayerFunction.apply(xk, x0, layer.weight, layer.bias, False, 0, 0, 1)
+            out = self.activation(pre)  # [B*D, size]
+            pooled.append(out[:, pool_from:].reshape(b, d, -1).sum(1))
+            xk = out[:, :split].contiguous()
+        return torch.cat(pooled, 1)
 
     @torch.jit.unused
     def l2_penalty(self) -> Tensor:
