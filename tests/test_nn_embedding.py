@@ -114,17 +114,47 @@ def test_row_sparse_gather_gives_the_same_forward_and_gradient():
 
 
 def _count_unique_calls(monkeypatch) -> list[int]:
-    """Count torch.unique calls from here on, starting with nothing cached by earlier lookups."""
+    """Count the sorts (unique_inverse calls) from here on, starting with nothing cached by earlier lookups."""
     monkeypatch.setattr(embedding, "_LAST_UNIQUE", [])
     calls: list[int] = []
-    real = torch.unique
+    real = embedding.unique_inverse
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(torch, "unique", counting)
+    monkeypatch.setattr(embedding, "unique_inverse", counting)
     return calls
+
+
+@pytest.mark.parametrize(
+    ("n", "high"),
+    [(1, 5), (9, 3), (5000, 10), (106_496, 85_000_000), (20_000, 2**32)],
+    ids=["one", "tiny", "few-values", "batch-4096-26-fields", "keys-up-to-2^32"],
+)
+def test_unique_inverse_equals_torch_unique(n, high):
+    g = torch.Generator().manual_seed(n)
+    ids = torch.randint(0, high, (n,), generator=g)
+    ids[: n // 2] = ids[n // 2 : 2 * (n // 2)]  # every value of the first half appears twice
+    uniq, inverse = embedding.unique_inverse(ids)
+    want_uniq, want_inverse = torch.unique(ids, return_inverse=True)
+    assert torch.equal(uniq, want_uniq) and torch.equal(inverse, want_inverse)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        torch.tensor([3, -1, 3]),  # negative: outside the compiled sort's range
+        torch.tensor([2**40, 5, 2**40]),
+        torch.tensor([4, 1, 4], dtype=torch.int32),
+        torch.empty(0, dtype=torch.int64),
+    ],
+    ids=["negative", "beyond-2^32", "int32", "empty"],
+)
+def test_unique_inverse_falls_back_to_torch_outside_its_range(ids):
+    uniq, inverse = embedding.unique_inverse(ids)
+    want_uniq, want_inverse = torch.unique(ids, return_inverse=True)
+    assert torch.equal(uniq, want_uniq) and torch.equal(inverse, want_inverse)
 
 
 def test_unique_rows_reuses_only_an_equal_index(monkeypatch):

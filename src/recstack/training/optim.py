@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from recstack.nn.embedding import FusedTable
+from recstack.nn.embedding import FusedTable, unique_inverse
 
 
 class RowSparseOptimizer(torch.optim.Optimizer):
@@ -73,7 +73,7 @@ class RowSparseOptimizer(torch.optim.Optimizer):
             else:
                 ids = torch.cat([p[0] for p in pending])
                 grad = torch.cat([p[1].grad for p in pending])
-                ids, inverse = torch.unique(ids, return_inverse=True)
+                ids, inverse = unique_inverse(ids)
                 grad = torch.zeros(len(ids), grad.shape[1], dtype=grad.dtype, device=grad.device).index_add_(
                     0, inverse, grad
                 )
