@@ -5,15 +5,16 @@
 
 Data: make_ctr_dataset (13 dense + 26 sparse, Zipf values), encoded once with recstack's FeaturePipeline;
 both libraries get the same integer ids and the same model shape: embedding 16, DNN (256, 128), other
-settings at DeepCTR-Torch defaults, tables sized at the generator's cardinalities (several >= 100,000,
-a few near 1,000,000: ~75M embedding parameters). Each cell runs in its own process at --threads threads:
-training samples/s over --steps steps of each library's own ``fit`` loop (median of --repeats), prediction
-samples/s, peak RSS. With --auc, both also train one full epoch and report test AUC. FLOPs per training
-sample come from torch's FLOP counter on recstack's model (forward + backward; oneDNN's linear op, which
-the counter does not know, counted as 2*M*K*N), and "of peak" divides the achieved FLOP rate by this
-machine's float32 matmul rate at the same thread count: the faster of torch's ``mm`` (MKL) and oneDNN's
-linear op on 2048-square operands, measured in the same process just before each timed repeat (the
-shared machine's rate drifts by 20% over minutes); the median of those per-repeat fractions is reported.
+settings at DeepCTR-Torch defaults, tables sized at the generator's cardinalities (several >= 100,000, a few
+near 1,000,000: ~75M embedding parameters). Each cell runs in its own process at --threads threads: training
+samples/s over --steps steps of each library's own ``fit`` loop, or as many more as take --min-seconds
+(median of --repeats), prediction samples/s, peak RSS. With --auc, both also train one full epoch and report
+test AUC. FLOPs per training sample come from torch's FLOP counter on recstack's model (forward + backward;
+oneDNN's linear op, which the counter does not know, counted as 2*M*K*N), and "of peak" divides the achieved
+FLOP rate by this machine's float32 matmul rate at the same thread count: the faster of torch's ``mm`` (MKL)
+and oneDNN's linear op on 2048-square operands, measured in the same process just before each timed repeat
+(the shared machine's rate drifts by 20% over minutes); the median of those per-repeat fractions is
+reported.
 Results: benchmarks/results/ranking_vs_deepctr.json.
 """
 
@@ -96,11 +97,15 @@ def worker(args: argparse.Namespace) -> dict:
         return time.perf_counter() - t0
 
     fit_rows(0, bs * 3)  # warm-up (allocations, numba, first-touch of tables)
+    # at least --min-seconds per timed run: 10 steps of a fast model at batch 256 take 0.1 s, mostly noise
+    per_step = fit_rows(bs * 3, bs * 3) / 3
+    steps = max(args.steps, min(int(args.min_seconds / per_step) + 1, (len(train["label"]) // bs - 6) // args.repeats))
+    result["steps"] = steps
     rates, peaks = [], []
     for r in range(args.repeats):
         peaks.append(matmul_gflops(args.threads, args.device))  # the machine's rate right now: "of peak" is paired
-        secs = fit_rows(bs * 3 + r * bs * args.steps, bs * args.steps)
-        rates.append(bs * args.steps / secs)
+        secs = fit_rows(bs * 6 + r * bs * steps, bs * steps)
+        rates.append(bs * steps / secs)
     result["train_samples_per_s"] = statistics.median(rates)
     result["train_runs"] = rates
     result["matmul_gflops_runs"] = peaks
@@ -191,6 +196,9 @@ def main() -> None:
     parser.add_argument("--libs", nargs="+", default=["recstack", "deepctr"])
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per repeat")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--min-seconds", type=float, default=2.0, help="more steps than --steps where a run would take less than this"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--device", default="cpu", help="torch device of both libraries' models (e.g. cuda:0); peak is measured there"
@@ -253,6 +261,8 @@ def main() -> None:
                         str(args.threads),
                         "--predict-rows",
                         str(args.predict_rows),
+                        "--min-seconds",
+                        str(args.min_seconds),
                         "--device",
                         args.device,
                     ]
