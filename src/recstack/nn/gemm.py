@@ -4,11 +4,12 @@ torch's CPU ``mm`` and ``F.linear`` call MKL. On this AMD EPYC (Zen 4) the oneDN
 ships runs the same float32 GEMMs 1.1-1.4x faster (2048-square: about 210 against 160 GFLOP/s on 2
 threads; ``[4096, 429] @ [429, 256]``: 199 against 161), and it has no slow path for output rows whose
 width is not a multiple of 8 floats, where MKL runs about 1.5x slower (the DNN's input gradient over 26
-embeddings of 16 plus 13 dense features, 429 columns). ``linear`` and ``matmul_t`` route CPU float32
-GEMMs of ``MIN_ROWS`` rows and more through oneDNN (``torch.ops.mkldnn._linear_pointwise``). Where torch
-was built without it, or with ``RECSTACK_ONEDNN=0``, they pad MKL's weights with zero rows or columns to
-a multiple of 8 and hand back the first columns: the same numbers. Weight gradients stay with MKL, which
-is as fast or faster for ``grad.T @ x`` at these shapes. Other devices and dtypes keep ``F.linear``.
+embeddings of 16 plus 13 dense features, 429 columns). ``matmul_t`` computes a CPU float32 ``a @ w.T``
+through oneDNN (``torch.ops.mkldnn._linear_pointwise``); where torch was built without it, or with
+``RECSTACK_ONEDNN=0``, through MKL against ``w`` padded with zero rows to a multiple of 8, handing back
+the first columns: the same numbers (from ``MIN_ROWS`` rows up). ``linear`` uses it for the forward and
+input-gradient GEMMs of batches of ``MIN_ROWS`` rows and more; weight gradients stay with MKL, which is as
+fast or faster for ``grad.T @ x`` at these shapes. Other devices and dtypes keep ``F.linear``.
 """
 
 import functools
@@ -51,7 +52,10 @@ def matmul_t(a: Tensor, w: Tensor, bias: Tensor | None = None, relu: bool = Fals
     """``a @ w.T (+ bias)``, then ReLU if ``relu``; ``a`` ``[M, K]``, ``w`` ``[N, K]``, any strides; no autograd."""
     if _cpu_float(a, w) and onednn_available():
         return torch.ops.mkldnn._linear_pointwise(a, w, bias, "relu" if relu else "none", [], "")
-    out = F.linear(a, w, bias)
+    if _cpu_float(a, w) and a.shape[0] >= MIN_ROWS:  # below, padding costs more than it saves
+        out = _padded_mm_t(a, w, bias)
+    else:
+        out = F.linear(a, w, bias)
     return torch.relu_(out) if relu else out
 
 
@@ -93,9 +97,7 @@ class _FastLinear(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # noqa: ANN401
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        if onednn_available():
-            return matmul_t(x, weight, bias)
-        return _padded_mm_t(x, weight, bias)
+        return matmul_t(x, weight, bias)
 
     @staticmethod
     @once_differentiable
@@ -103,10 +105,7 @@ class _FastLinear(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            if onednn_available():
-                grad_x = matmul_t(grad, weight.t())
-            else:
-                grad_x = _padded_mm_t(grad, weight.t(), None)
+            grad_x = matmul_t(grad, weight.t())
         if ctx.needs_input_grad[1]:
             grad_weight = grad.t() @ x
         if ctx.has_bias and ctx.needs_input_grad[2]:
