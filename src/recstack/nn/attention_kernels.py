@@ -53,6 +53,27 @@ _OMX = _ODEN = _OC = 0  # [L] each: row max, softmax denominator, sum_j P dP
 _SIZE = 0
 
 
+def _int_bits_to_float(bits: Any) -> Any:
+    """The float32 whose bits are the int32 ``bits`` (in the kernels: an LLVM bitcast, see ``_bitcast_intrinsic``)."""
+    return np.asarray(bits, np.int32).view(np.float32)[()]
+
+
+def _bitcast_intrinsic() -> Any:
+    """``_int_bits_to_float`` as a numba intrinsic: one register bitcast, which vectorizes with its loop."""
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def int_bits_to_float(typingctx: Any, bits: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.bitcast(args[0], ir.FloatType())
+
+        return types.float32(types.int32), codegen
+
+    return int_bits_to_float
+
+
 def _layout(fields: int, emb: int, heads: int, lanes: int) -> dict[str, int]:
     """The constants of one specialization: sizes and buffer offsets."""
     n = 4 * emb
@@ -79,15 +100,15 @@ def _layout(fields: int, emb: int, heads: int, lanes: int) -> dict[str, int]:
     return out
 
 
-def _scratch(w: Any) -> tuple[Any, Any]:
-    """A block's scratch array, holding a copy of the weight, and the int32 lanes of the vectorized exp."""
+def _scratch(w: Any) -> Any:
+    """A block's scratch array, holding a copy of the weight."""
     raw = np.empty(_SIZE + 16, np.float32)
     start = ((64 - raw.ctypes.data % 64) % 64) // 4  # 64-byte aligned: full-lane rows are whole cache lines
     b = raw[start : start + _SIZE]
     for e in range(_E):
         for n in range(_N):
             b[_OW + e * _N + n] = w[e, n]
-    return b, np.empty(_L, np.int32)
+    return b
 
 
 def _scatter(b: Any, b0: int, nl: int, dst: Any, relu: bool) -> None:
@@ -124,45 +145,46 @@ def _project(b: Any, full: bool) -> None:
                 b[_OPJ + (f * _N + n) * _L + lane] = acc
 
 
-def _softmax_maps(b: Any, scale: float, ibits: Any, fbits: Any) -> None:
-    """``PB[h, i, j] = softmax_j(scale * Q_h[i] . K_h[j])`` for every head and query, in three passes per row."""
+def _softmax_maps(b: Any, scale: float) -> None:
+    """``PB[h, i, j] = softmax_j(scale * Q_h[i] . K_h[j])`` for every head and query.
+
+    The scores' loop stores the scores only: with the running maximum updated in the same loop, LLVM left
+    it scalar (three times slower). The maximum is its own pass, fields unrolled inside the lanes, and 2^k
+    in the exponential is a register bitcast instead of a round trip through an int32 buffer.
+    """
     sc = _F32(scale)
     for h in range(_H):
         qo = h * _D
         ko = _E + h * _D
         for i in range(_F):
             row0 = _OPB + (h * _F + i) * _F * _L
-            for lane in range(_L):
-                b[_OMX + lane] = _F32(-3.0e38)
-            for j in range(_F):  # scores and their running maximum
+            for j in range(_F):
                 for lane in range(_L):
                     acc = _F32(0.0)
                     for t in range(_D):
                         acc += b[_OPJ + (i * _N + qo + t) * _L + lane] * b[_OPJ + (j * _N + ko + t) * _L + lane]
-                    s = acc * sc
-                    b[row0 + j * _L + lane] = s
-                    b[_OMX + lane] = max(b[_OMX + lane], s)
+                    b[row0 + j * _L + lane] = acc * sc
             for lane in range(_L):
+                m = b[row0 + lane]
+                for j in range(1, _F):
+                    m = max(m, b[row0 + j * _L + lane])
+                b[_OMX + lane] = m
                 b[_ODEN + lane] = _F32(0.0)
             # exp of x - max <= 0 and its row sum, vectorized (math.exp stays scalar): reduction by ln 2,
-            # degree-6 polynomial, then 2^k from exponent bits (fbits is ibits viewed as float32)
+            # degree-6 polynomial, then 2^k from exponent bits
             for j in range(_F):
                 for lane in range(_L):
                     xx = max(b[row0 + j * _L + lane] - b[_OMX + lane], _EXP_MIN)
                     k = np.floor(xx * _LOG2E + _F32(0.5))
                     r = xx - k * _LN2_HI - k * _LN2_LO
                     p = _F32(1.0) + r * (_F32(1.0) + r * (_C2 + r * (_C3 + r * (_C4 + r * (_C5 + r * _C6)))))
-                    b[row0 + j * _L + lane] = p
-                    ibits[lane] = (np.int32(k) + np.int32(127)) << 23
-                for lane in range(_L):
-                    v = b[row0 + j * _L + lane] * fbits[lane]
+                    v = p * _int_bits_to_float((np.int32(k) + np.int32(127)) << 23)
                     b[row0 + j * _L + lane] = v
                     b[_ODEN + lane] += v
             for lane in range(_L):
-                b[_ODEN + lane] = _F32(1.0) / b[_ODEN + lane]
-            for j in range(_F):
-                for lane in range(_L):
-                    b[row0 + j * _L + lane] *= b[_ODEN + lane]
+                inv = _F32(1.0) / b[_ODEN + lane]
+                for j in range(_F):
+                    b[row0 + j * _L + lane] *= inv
 
 
 def _attend(b: Any, use_res: bool) -> None:
@@ -198,13 +220,12 @@ def _attend(b: Any, use_res: bool) -> None:
 
 def _forward_range(x: Any, w: Any, y: Any, scale: float, use_res: bool, lo: int, hi: int) -> None:
     """``y[lo:hi]`` of the layer, block by block."""
-    b, ibits = _scratch(w)
-    fbits = ibits.view(np.float32)
+    b = _scratch(w)
     for b0 in range(lo, hi, _L):
         nl = min(_L, hi - b0)
         _gather(x, b0, nl, b, _OXB)
         _project(b, use_res)
-        _softmax_maps(b, scale, ibits, fbits)
+        _softmax_maps(b, scale)
         _attend(b, use_res)
         _scatter(b, b0, nl, y, True)
 
@@ -381,15 +402,14 @@ def _backward_range(
     x: Any, w: Any, y: Any, gy: Any, gx: Any, gw: Any, scale: float, use_res: bool, lo: int, hi: int
 ) -> None:
     """Input gradient into ``gx[lo:hi]`` (``y`` is the forward's output); the weight gradient added into ``gw``."""
-    b, ibits = _scratch(w)
-    fbits = ibits.view(np.float32)
+    b = _scratch(w)
     for b0 in range(lo, hi, _L):
         nl = min(_L, hi - b0)
         _gather(x, b0, nl, b, _OXB)
         _gather(gy, b0, nl, b, _OGB)
         _gather(y, b0, nl, b, _OOB)
         _project(b, False)
-        _softmax_maps(b, scale, ibits, fbits)
+        _softmax_maps(b, scale)
         _relu_init(b, use_res)
         _grads(b, scale)
         _dx(b)
@@ -444,6 +464,7 @@ def _kernels(fields: int, embedding_size: int, heads: int) -> tuple[Any, Any, An
 
         # a copy of the module namespace per specialization: the kernels look each other and the constants up in it
         space = dict(globals(), _prange=numba.prange, **_layout(fields, embedding_size, heads, LANES))
+        space["_int_bits_to_float"] = _bitcast_intrinsic()
         # cached on disk under a name per specialization (numba keys its cache by name, not by global values)
         tag = f"f{fields}_e{embedding_size}_h{heads}_l{LANES}"
         for name in _KERNEL_NAMES + _PARALLEL_NAMES:
