@@ -5,7 +5,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from recstack.nn import attention_kernels
-from recstack.nn.attention import InteractingLayer
+from recstack.nn.attention import InteractingLayer, interacting_layers
 
 
 def _run(layer: InteractingLayer, x: torch.Tensor, g: torch.Tensor, fused: bool):
@@ -82,3 +82,32 @@ def test_other_dtypes_and_flop_counting_use_the_op_path():
     layer64 = InteractingLayer(8, 2, seed=1).double()
     x64 = torch.randn(3, 4, 8, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(layer64, (x64,))
+
+
+@pytest.mark.parametrize("batch", [1, 64, 200])
+def test_stacked_layers_in_the_blocked_layout_match_layer_by_layer(batch):
+    # three layers, as in AutoInt: the fused stack passes blocked activations between layers (zero-padded
+    # past the batch) and must give what the layers give one by one, in values and gradients
+    torch.set_num_threads(2)
+    layers = [InteractingLayer(16, 2, seed=k) for k in range(3)]
+    x = torch.randn(batch, 26, 16)
+    g = torch.randn(batch, 26, 16)
+    params = [layer.W for layer in layers]
+
+    def run(stacked: bool):
+        xr = x.clone().requires_grad_(True)
+        if stacked:
+            y = interacting_layers(layers, xr)
+        else:
+            y = xr
+            for layer in layers:
+                y = layer(y)
+        grads = torch.autograd.grad(y, [xr, *params], g)
+        return y.detach(), grads, y.grad_fn
+
+    y_ref, grads_ref, _ = run(stacked=False)
+    y, grads, fn = run(stacked=True)
+    assert "InteractingFunction" in type(fn).__name__
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=0)  # the same kernels on the same values
+    for got, want in zip(grads, grads_ref):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6 * want.abs().max().item())

@@ -1,5 +1,7 @@
 """Self-attention over field embeddings (AutoInt's InteractingLayer), DeepCTR-Torch signature."""
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -63,5 +65,33 @@ class InteractingLayer(nn.Module):
 
     @torch.jit.unused
     def _fused(self, inputs: Tensor) -> Tensor:
-        scale = 1.0 / self.att_embedding_size**0.5 if self.scaling else 1.0
-        return attention_kernels.InteractingFunction.apply(inputs, self.W, self.head_num, scale, self.use_res)
+        scale = self._scale()
+        return attention_kernels.InteractingFunction.apply(
+            inputs, self.W, self.head_num, scale, self.use_res, inputs.shape[0]
+        )
+
+    @torch.jit.unused
+    def _scale(self) -> float:
+        return 1.0 / self.att_embedding_size**0.5 if self.scaling else 1.0
+
+
+def interacting_layers(layers: Sequence[InteractingLayer], inputs: Tensor) -> Tensor:
+    """``inputs`` through ``layers`` in order (AutoInt's stack), ``[B, F, E] -> [B, F, E]``.
+
+    When every layer takes the fused kernels and they share heads, scaling and residual, the activations
+    between layers stay in the kernels' blocked layout (``attention_kernels.interacting_stack``).
+    """
+    first = layers[0] if len(layers) > 0 else None
+    if (
+        first is not None
+        and all(layer._use_fused(inputs) for layer in layers)
+        and all(
+            (layer.head_num, layer.scaling, layer.use_res) == (first.head_num, first.scaling, first.use_res)
+            for layer in layers
+        )
+    ):
+        weights = [layer.W for layer in layers]
+        return attention_kernels.interacting_stack(inputs, weights, first.head_num, first._scale(), first.use_res)
+    for layer in layers:
+        inputs = layer(inputs)
+    return inputs

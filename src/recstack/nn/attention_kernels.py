@@ -111,26 +111,41 @@ def _scratch(w: Any) -> Any:
     return b
 
 
-def _scatter(b: Any, b0: int, nl: int, dst: Any, relu: bool) -> None:
-    """``dst[b0 + lane, f, e] = OB[f, e, lane]`` for the block's ``nl`` samples, through a ReLU if ``relu``."""
+def _scatter(b: Any, b0: int, nl: int, dst: Any, blocked: bool, relu: bool) -> None:
+    """The block's ``OB`` (through a ReLU if ``relu``) into samples ``b0 : b0 + nl`` of ``dst``.
+
+    ``dst`` is ``[samples, F * E]``, or with ``blocked`` ``[blocks, F * E * L]`` in the block's own layout.
+    """
+    if blocked:
+        row = b0 // _L
+        for k in range(_F * _E * _L):
+            v = b[_OOB + k]
+            dst[row, k] = max(v, _F32(0.0)) if relu else v
+        return
     for lane in range(nl):
-        for f in range(_F):
-            for e in range(_E):
-                v = b[_OOB + (f * _E + e) * _L + lane]
-                dst[b0 + lane, f, e] = max(v, _F32(0.0)) if relu else v
+        for k in range(_F * _E):
+            v = b[_OOB + k * _L + lane]
+            dst[b0 + lane, k] = max(v, _F32(0.0)) if relu else v
 
 
-def _gather(src: Any, b0: int, nl: int, b: Any, off: int) -> None:
-    """``b[off + (f * E + c) * L + lane] = src[b0 + lane, f, c]``; lanes past ``nl`` are zero."""
+def _gather(src: Any, b0: int, nl: int, blocked: bool, b: Any, off: int) -> None:
+    """Samples ``b0 : b0 + nl`` of ``src`` into ``b[off:]`` laid out ``[F * E, L]``; lanes past ``nl`` are zero.
+
+    ``src`` is ``[samples, F * E]``, or with ``blocked`` ``[blocks, F * E * L]`` (a plain copy; its padding
+    lanes are zero already).
+    """
+    if blocked:
+        row = b0 // _L
+        for k in range(_F * _E * _L):
+            b[off + k] = src[row, k]
+        return
     for lane in range(nl):
-        for f in range(_F):
-            for c in range(_E):
-                b[off + (f * _E + c) * _L + lane] = src[b0 + lane, f, c]
+        for k in range(_F * _E):
+            b[off + k * _L + lane] = src[b0 + lane, k]
     if nl < _L:
-        for f in range(_F):
-            for c in range(_E):
-                for lane in range(nl, _L):
-                    b[off + (f * _E + c) * _L + lane] = _F32(0.0)
+        for k in range(_F * _E):
+            for lane in range(nl, _L):
+                b[off + k * _L + lane] = _F32(0.0)
 
 
 def _project(b: Any, full: bool) -> None:
@@ -218,16 +233,18 @@ def _attend(b: Any, use_res: bool) -> None:
                         b[_OOB + (i * _E + qo + t) * _L + lane] += p0 * b[_OPJ + (j * _N + vo + t) * _L + lane]
 
 
-def _forward_range(x: Any, w: Any, y: Any, scale: float, use_res: bool, lo: int, hi: int) -> None:
-    """``y[lo:hi]`` of the layer, block by block."""
+def _forward_range(
+    x: Any, w: Any, y: Any, scale: float, use_res: bool, x_blocked: bool, y_blocked: bool, lo: int, hi: int
+) -> None:
+    """Samples ``lo:hi`` of the layer, block by block (layouts as in ``_gather``)."""
     b = _scratch(w)
     for b0 in range(lo, hi, _L):
         nl = min(_L, hi - b0)
-        _gather(x, b0, nl, b, _OXB)
+        _gather(x, b0, nl, x_blocked, b, _OXB)
         _project(b, use_res)
         _softmax_maps(b, scale)
         _attend(b, use_res)
-        _scatter(b, b0, nl, y, True)
+        _scatter(b, b0, nl, y, y_blocked, True)
 
 
 def _grads(b: Any, scale: float) -> None:
@@ -321,19 +338,39 @@ def _relu_init(b: Any, use_res: bool) -> None:
 
 
 def _dx(b: Any) -> None:
-    """``OB = dX = DP @ W.T``."""
-    for f in range(_F):  # in two sums of 2E terms: one sum of 4E does not vectorize, four cost more stores
-        for e in range(_E):
+    """``OB = dX = DP @ W.T``.
+
+    Two input columns per pass over the lanes share each load of a projection gradient, summed over eight
+    projection columns a pass: longer sums or more columns a pass leave LLVM's loop scalar.
+    """
+    for f in range(_F):
+        for e in range(0, _E - 1, 2):
+            o0 = _OOB + (f * _E + e) * _L
+            for lane in range(_L):
+                b[o0 + lane] = _F32(0.0)
+                b[o0 + _L + lane] = _F32(0.0)
+            for n0 in range(0, _N - 7, 8):
+                for lane in range(_L):
+                    a0 = b[o0 + lane]
+                    a1 = b[o0 + _L + lane]
+                    for n in range(n0, n0 + 8):
+                        d = b[_ODP + (n * _F + f) * _L + lane]
+                        a0 += b[_OW + e * _N + n] * d
+                        a1 += b[_OW + (e + 1) * _N + n] * d
+                    b[o0 + lane] = a0
+                    b[o0 + _L + lane] = a1
+            for n in range(_N - _N % 8, _N):
+                for lane in range(_L):
+                    d = b[_ODP + (n * _F + f) * _L + lane]
+                    b[o0 + lane] += b[_OW + e * _N + n] * d
+                    b[o0 + _L + lane] += b[_OW + (e + 1) * _N + n] * d
+        for e in range(_E - _E % 2, _E):
+            o0 = _OOB + (f * _E + e) * _L
             for lane in range(_L):
                 acc = _F32(0.0)
-                for n in range(2 * _E):
+                for n in range(_N):
                     acc += b[_OW + e * _N + n] * b[_ODP + (n * _F + f) * _L + lane]
-                b[_OOB + (f * _E + e) * _L + lane] = acc
-            for lane in range(_L):
-                acc = b[_OOB + (f * _E + e) * _L + lane]
-                for n in range(2 * _E, _N):
-                    acc += b[_OW + e * _N + n] * b[_ODP + (n * _F + f) * _L + lane]
-                b[_OOB + (f * _E + e) * _L + lane] = acc
+                b[o0 + lane] = acc
 
 
 def _dw(b: Any, gw: Any, count: int) -> None:
@@ -399,34 +436,64 @@ def _add4(gw: Any, e: int, n: int, a0: float, a1: float, a2: float, a3: float) -
 
 
 def _backward_range(
-    x: Any, w: Any, y: Any, gy: Any, gx: Any, gw: Any, scale: float, use_res: bool, lo: int, hi: int
+    x: Any,
+    w: Any,
+    y: Any,
+    gy: Any,
+    gx: Any,
+    gw: Any,
+    scale: float,
+    use_res: bool,
+    x_blocked: bool,
+    y_blocked: bool,
+    fields: int,
+    lo: int,
+    hi: int,
 ) -> None:
-    """Input gradient into ``gx[lo:hi]`` (``y`` is the forward's output); the weight gradient added into ``gw``."""
+    """Input gradient into ``gx[lo:hi]`` (``y`` is the forward's output); the weight gradient added into ``gw``.
+
+    ``gx`` has the layout of ``x``, ``gy`` that of ``y``. ``fields`` is ``F`` read at run time (see ``_dw``).
+    """
     b = _scratch(w)
     for b0 in range(lo, hi, _L):
         nl = min(_L, hi - b0)
-        _gather(x, b0, nl, b, _OXB)
-        _gather(gy, b0, nl, b, _OGB)
-        _gather(y, b0, nl, b, _OOB)
+        _gather(x, b0, nl, x_blocked, b, _OXB)
+        _gather(gy, b0, nl, y_blocked, b, _OGB)
+        _gather(y, b0, nl, y_blocked, b, _OOB)
         _project(b, False)
         _softmax_maps(b, scale)
         _relu_init(b, use_res)
         _grads(b, scale)
         _dx(b)
-        _scatter(b, b0, nl, gx, False)
-        _dw(b, gw, x.shape[1] * _L)
+        _scatter(b, b0, nl, gx, x_blocked, False)
+        _dw(b, gw, fields * _L)
 
 
-def _forward_parallel(x: Any, w: Any, y: Any, scale: float, use_res: bool, bounds: Any) -> None:
+def _forward_parallel(
+    x: Any, w: Any, y: Any, scale: float, use_res: bool, x_blocked: bool, y_blocked: bool, bounds: Any
+) -> None:
     for c in _prange(len(bounds) - 1):
-        _forward_range(x, w, y, scale, use_res, bounds[c], bounds[c + 1])
+        _forward_range(x, w, y, scale, use_res, x_blocked, y_blocked, bounds[c], bounds[c + 1])
 
 
 def _backward_parallel(
-    x: Any, w: Any, y: Any, gy: Any, gx: Any, gw: Any, scale: float, use_res: bool, bounds: Any
+    x: Any,
+    w: Any,
+    y: Any,
+    gy: Any,
+    gx: Any,
+    gw: Any,
+    scale: float,
+    use_res: bool,
+    x_blocked: bool,
+    y_blocked: bool,
+    fields: int,
+    bounds: Any,
 ) -> None:
     for c in _prange(len(bounds) - 1):
-        _backward_range(x, w, y, gy, gx, gw[c], scale, use_res, bounds[c], bounds[c + 1])
+        _backward_range(
+            x, w, y, gy, gx, gw[c], scale, use_res, x_blocked, y_blocked, fields, bounds[c], bounds[c + 1]
+        )
 
 
 _prange = range
@@ -497,38 +564,75 @@ def supported(inputs: Tensor, weight: Tensor) -> bool:
 
 
 class InteractingFunction(torch.autograd.Function):
-    """``relu(softmax(Q K^T * scale) V + X W_res)`` per head, ``[Q K V W_res] = X @ weight``, fused (see module)."""
+    """``relu(softmax(Q K^T * scale) V + X W_res)`` per head, ``[Q K V W_res] = X @ weight``, fused (see module).
+
+    ``inputs`` is ``[samples, F, E]``, or with ``blocked_in`` the previous layer's blocked output
+    ``[blocks, F, E, LANES]`` (zero-padded past ``samples``); the output is blocked with ``blocked_out``.
+    Stacked layers pass blocked activations to each other: no transposes between layers.
+    """
 
     @staticmethod
-    def forward(ctx: Any, inputs: Tensor, weight: Tensor, heads: int, scale: float, use_res: bool) -> Tensor:
+    def forward(
+        ctx: Any,
+        inputs: Tensor,
+        weight: Tensor,
+        heads: int,
+        scale: float,
+        use_res: bool,
+        samples: int,
+        blocked_in: bool = False,
+        blocked_out: bool = False,
+    ) -> Tensor:
         x = inputs.detach().contiguous()
         w = weight.detach().contiguous()
-        y = torch.empty_like(x)
-        n, fields, e = x.shape
-        forward, _, forward_range, _ = _kernels(fields, e, heads)
-        bounds = _bounds(n)
-        arrays = (x.numpy(), w.numpy(), y.numpy())
-        if len(bounds) > 2 and numba_pool_usable():
-            forward(*arrays, scale, use_res, bounds)
+        fields, e = x.shape[1], x.shape[2]
+        if blocked_out:
+            y = x.new_empty(-(-samples // LANES), fields, e, LANES)
         else:
-            forward_range(*arrays, scale, use_res, 0, n)
+            y = x.new_empty(samples, fields, e)
+        forward, _, forward_range, _ = _kernels(fields, e, heads)
+        bounds = _bounds(samples)
+        arrays = (_rows(x), w.numpy(), _rows(y), scale, use_res, blocked_in, blocked_out)
+        if len(bounds) > 2 and numba_pool_usable():
+            forward(*arrays, bounds)
+        else:
+            forward_range(*arrays, 0, samples)
         ctx.save_for_backward(x, w, y)
-        ctx.config = (heads, scale, use_res)
+        ctx.config = (heads, scale, use_res, samples, blocked_in, blocked_out)
         return y
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, w, y = ctx.saved_tensors
-        heads, scale, use_res = ctx.config
-        n, fields, e = x.shape
-        bounds = _bounds(n)
+        heads, scale, use_res, samples, blocked_in, blocked_out = ctx.config
+        fields, e = x.shape[1], x.shape[2]
+        bounds = _bounds(samples)
         parallel = len(bounds) > 2 and numba_pool_usable()
         gx = torch.empty_like(x)
         gw = torch.zeros(len(bounds) - 1 if parallel else 1, *w.shape, dtype=w.dtype)  # a partial sum per thread
         _, backward, _, backward_range = _kernels(fields, e, heads)
-        arrays = (x.numpy(), w.numpy(), y.numpy(), grad.detach().contiguous().numpy(), gx.numpy())
+        arrays = (_rows(x), w.numpy(), _rows(y), _rows(grad.detach().contiguous()), _rows(gx))
+        config = (scale, use_res, blocked_in, blocked_out, fields)
         if parallel:
-            backward(*arrays, gw.numpy(), scale, use_res, bounds)
+            backward(*arrays, gw.numpy(), *config, bounds)
         else:
-            backward_range(*arrays, gw.numpy()[0], scale, use_res, 0, n)
-        return gx, gw.sum(0), None, None, None
+            backward_range(*arrays, gw.numpy()[0], *config, 0, samples)
+        return gx, gw.sum(0), None, None, None, None, None, None
+
+
+def _rows(t: Tensor) -> np.ndarray:
+    """A contiguous activation as a 2-D array, one row per sample or per block: one array type for both layouts."""
+    return t.numpy().reshape(t.shape[0], -1)
+
+
+def interacting_stack(inputs: Tensor, weights: list[Tensor], heads: int, scale: float, use_res: bool) -> Tensor:
+    """``inputs`` ``[samples, F, E]`` through one fused layer per weight in turn; ``[samples, F, E]`` out.
+
+    The activations between layers stay in the kernels' blocked layout.
+    """
+    samples = inputs.shape[0]
+    x = inputs
+    last = len(weights) - 1
+    for k, weight in enumerate(weights):
+        x = InteractingFunction.apply(x, weight, heads, scale, use_res, samples, k > 0, k < last)
+    return x

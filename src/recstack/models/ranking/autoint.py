@@ -2,11 +2,12 @@
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from recstack.features.columns import Feature
 from recstack.models.base import BaseModel
-from recstack.nn.attention import InteractingLayer
+from recstack.nn.attention import InteractingLayer, interacting_layers
 from recstack.nn.core import linear_of_concat
 
 
@@ -90,13 +91,20 @@ class AutoInt(BaseModel):
         self.dnn_linear = nn.Linear(linear_in, 1, bias=False)
         self.to(device)
 
+    @torch.jit.unused
+    def _attention(self, emb: Tensor) -> Tensor:
+        return interacting_layers(list(self.int_layers), emb)
+
     def compute_logits(self, batch: dict[str, Tensor]) -> Tensor:
         logit = self.linear_logit(batch)
         if self.use_att:
             emb = self.embedding(batch)
-            att = emb
-            for layer in self.int_layers:
-                att = layer(att)
+            if torch.jit.is_scripting():
+                att = emb
+                for layer in self.int_layers:
+                    att = layer(att)
+            else:
+                att = self._attention(emb)
             att_out = att.reshape(att.shape[0], -1)
             if self.use_dnn:
                 deep_out = self.dnn(self.dnn_input_from(emb, batch))
