@@ -436,20 +436,9 @@ def _add4(gw: Any, e: int, n: int, a0: float, a1: float, a2: float, a3: float) -
 
 
 def _backward_range(
-    x: Any,
-    w: Any,
-    y: Any,
-    gy: Any,
-    gx: Any,
-    gw: Any,
-    scale: float,
-    use_res: bool,
-    x_blocked: bool,
-    y_blocked: bool,
-    fields: int,
-    lo: int,
-    hi: int,
-) -> None:
+    x: Any, w: Any, y: Any, gy: Any, gx: Any, gw: Any,
+    scale: float, use_res: bool, x_blocked: bool, y_blocked: bool, fields: int, lo: int, hi: int,
+) -> None:  # fmt: skip
     """Input gradient into ``gx[lo:hi]`` (``y`` is the forward's output); the weight gradient added into ``gw``.
 
     ``gx`` has the layout of ``x``, ``gy`` that of ``y``. ``fields`` is ``F`` read at run time (see ``_dw``).
@@ -477,19 +466,9 @@ def _forward_parallel(
 
 
 def _backward_parallel(
-    x: Any,
-    w: Any,
-    y: Any,
-    gy: Any,
-    gx: Any,
-    gw: Any,
-    scale: float,
-    use_res: bool,
-    x_blocked: bool,
-    y_blocked: bool,
-    fields: int,
-    bounds: Any,
-) -> None:
+    x: Any, w: Any, y: Any, gy: Any, gx: Any, gw: Any,
+    scale: float, use_res: bool, x_blocked: bool, y_blocked: bool, fields: int, bounds: Any,
+) -> None:  # fmt: skip
     for c in _prange(len(bounds) - 1):
         _backward_range(
             x, w, y, gy, gx, gw[c], scale, use_res, x_blocked, y_blocked, fields, bounds[c], bounds[c + 1]
