@@ -1,13 +1,15 @@
 """recstack's CPU kernels on and off, paired in one process: fused attention (AutoInt), the compiled
 embedding backward (any model), recstack.nn.gemm's linear layers against plain ``F.linear`` (DNN models),
 oneDNN's GEMMs against MKL's (padded to 8-float rows) in the linear layers and xDeepFM's CIN, and the
-compiled radix sort of a batch's row ids against ``torch.unique`` (row-sparse training, any model).
+compiled radix sort of a batch's row ids against ``torch.unique`` (row-sparse training, any model), and
+AutoInt's attention stack passing blocked activations between layers against layer-by-layer calls.
 
     .venv/bin/python benchmarks/fused_kernels_ab.py --model AutoInt --switch attention --batch-sizes 256 4096
     .venv/bin/python benchmarks/fused_kernels_ab.py --model DeepFM --switch embedding
     .venv/bin/python benchmarks/fused_kernels_ab.py --model DeepFM --switch gemm --batch-sizes 4096
     .venv/bin/python benchmarks/fused_kernels_ab.py --model xDeepFM --switch onednn --batch-sizes 4096
     .venv/bin/python benchmarks/fused_kernels_ab.py --model AutoInt --switch unique --batch-sizes 4096
+    .venv/bin/python benchmarks/fused_kernels_ab.py --model AutoInt --switch blocked --batch-sizes 4096
 
 Same data and model shape as benchmarks/ranking_vs_deepctr.py. Each pair is two short ``fit`` calls on
 fresh rows, one with the kernel and one with torch's op-by-op path, in alternating order; the figure is
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recstack.models.ranking import autoint
 from recstack.nn import embedding, gemm
 from recstack.nn.attention import InteractingLayer
 from recstack.nn.embedding import FusedTable
@@ -43,6 +46,13 @@ _KERNEL_LOOKUP = FusedTable._lookup_for_grad  # the compiled scatter-add backwar
 _GEMM_MIN_ROWS = gemm.MIN_ROWS
 _ONEDNN = gemm.onednn_available
 _UNIQUE = embedding.unique_inverse
+_STACK = autoint.interacting_layers
+
+
+def _layer_by_layer(layers, inputs):
+    for layer in layers:
+        inputs = layer(inputs)
+    return inputs
 
 
 def _ops_lookup(self, index, table):
@@ -59,6 +69,8 @@ def switch(model, name: str, on: bool) -> None:
         gemm.MIN_ROWS = _GEMM_MIN_ROWS if on else sys.maxsize
     elif name == "onednn":
         gemm.onednn_available = _ONEDNN if on else (lambda: False)
+    elif name == "blocked":
+        autoint.interacting_layers = _STACK if on else _layer_by_layer
     elif name == "unique":
         embedding.unique_inverse = _UNIQUE if on else (lambda index: torch.unique(index, return_inverse=True))
     else:
@@ -99,7 +111,8 @@ def measure(model, train: dict[str, np.ndarray], bs: int, name: str, pairs: int)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="AutoInt")
-    parser.add_argument("--switch", choices=["attention", "embedding", "gemm", "onednn", "unique"], default="attention")
+    switches = ["attention", "embedding", "gemm", "onednn", "unique", "blocked"]
+    parser.add_argument("--switch", choices=switches, default="attention")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[256, 4096])
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--pairs", type=int, default=10)
