@@ -2,7 +2,8 @@
 embedding backward (any model), recstack.nn.gemm's linear layers against plain ``F.linear`` (DNN models),
 oneDNN's GEMMs against MKL's (padded to 8-float rows) in the linear layers and xDeepFM's CIN, and the
 compiled radix sort of a batch's row ids against ``torch.unique`` (row-sparse training, any model), and
-AutoInt's attention stack passing blocked activations between layers against layer-by-layer calls.
+AutoInt's attention stack passing blocked activations between layers (and the last one straight into the
+logit) against layer-by-layer calls.
 
     .venv/bin/python benchmarks/fused_kernels_ab.py --model AutoInt --switch attention --batch-sizes 256 4096
     .venv/bin/python benchmarks/fused_kernels_ab.py --model DeepFM --switch embedding
@@ -46,13 +47,13 @@ _KERNEL_LOOKUP = FusedTable._lookup_for_grad  # the compiled scatter-add backwar
 _GEMM_MIN_ROWS = gemm.MIN_ROWS
 _ONEDNN = gemm.onednn_available
 _UNIQUE = embedding.unique_inverse
-_STACK = autoint.interacting_layers
+_STACK = autoint.interacting_logit
 
 
-def _layer_by_layer(layers, inputs):
+def _layer_by_layer(layers, inputs, weight):
     for layer in layers:
         inputs = layer(inputs)
-    return inputs
+    return torch.mv(inputs.reshape(inputs.shape[0], -1), weight)
 
 
 def _ops_lookup(self, index, table):
@@ -70,7 +71,7 @@ def switch(model, name: str, on: bool) -> None:
     elif name == "onednn":
         gemm.onednn_available = _ONEDNN if on else (lambda: False)
     elif name == "blocked":
-        autoint.interacting_layers = _STACK if on else _layer_by_layer
+        autoint.interacting_logit = _STACK if on else _layer_by_layer
     elif name == "unique":
         embedding.unique_inverse = _UNIQUE if on else (lambda index: torch.unique(index, return_inverse=True))
     else:

@@ -5,7 +5,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from recstack.nn import attention_kernels
-from recstack.nn.attention import InteractingLayer, interacting_layers
+from recstack.nn.attention import InteractingLayer, interacting_layers, interacting_logit
 
 
 def _run(layer: InteractingLayer, x: torch.Tensor, g: torch.Tensor, fused: bool):
@@ -111,3 +111,26 @@ def test_stacked_layers_in_the_blocked_layout_match_layer_by_layer(batch):
     torch.testing.assert_close(y, y_ref, rtol=0, atol=0)  # the same kernels on the same values
     for got, want in zip(grads, grads_ref):
         torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6 * want.abs().max().item())
+
+
+def test_logit_from_the_blocked_output_matches_the_flattened_product():
+    # AutoInt's attention logit read off the last layer's blocked output against flatten-then-mv, with grads
+    torch.set_num_threads(2)
+    layers = [InteractingLayer(16, 2, seed=k) for k in range(3)]
+    x = torch.randn(130, 26, 16)
+    w = torch.randn(26 * 16, requires_grad=True)
+    params = [layer.W for layer in layers]
+    g = torch.randn(130)
+
+    xr = x.clone().requires_grad_(True)
+    got = interacting_logit(layers, xr, w)
+    grads = torch.autograd.grad(got, [xr, w, *params], g)
+    xr2 = x.clone().requires_grad_(True)
+    y = xr2
+    for layer in layers:
+        y = layer(y)
+    want = torch.mv(y.reshape(130, -1), w)
+    grads_ref = torch.autograd.grad(want, [xr2, w, *params], g)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads, grads_ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item())

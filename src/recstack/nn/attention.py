@@ -81,17 +81,40 @@ def interacting_layers(layers: Sequence[InteractingLayer], inputs: Tensor) -> Te
     When every layer takes the fused kernels and they share heads, scaling and residual, the activations
     between layers stay in the kernels' blocked layout (``attention_kernels.interacting_stack``).
     """
-    first = layers[0] if len(layers) > 0 else None
-    if (
-        first is not None
-        and all(layer._use_fused(inputs) for layer in layers)
-        and all(
-            (layer.head_num, layer.scaling, layer.use_res) == (first.head_num, first.scaling, first.use_res)
-            for layer in layers
-        )
-    ):
+    if _stack_fuses(layers, inputs):
+        first = layers[0]
         weights = [layer.W for layer in layers]
         return attention_kernels.interacting_stack(inputs, weights, first.head_num, first._scale(), first.use_res)
     for layer in layers:
         inputs = layer(inputs)
     return inputs
+
+
+def interacting_logit(layers: Sequence[InteractingLayer], inputs: Tensor, weight: Tensor) -> Tensor:
+    """``interacting_layers(layers, inputs).reshape(B, -1) @ weight``, ``[B]``, for a ``[F * E]`` ``weight``.
+
+    On the fused path the product reads the last layer's blocked output, so that output is never transposed
+    back to ``[B, F, E]`` (nor its gradient into the blocked layout).
+    """
+    if not _stack_fuses(layers, inputs):
+        out = interacting_layers(layers, inputs)
+        return torch.mv(out.reshape(out.shape[0], -1), weight)
+    first = layers[0]
+    weights = [layer.W for layer in layers]
+    blocked = attention_kernels.interacting_stack(
+        inputs, weights, first.head_num, first._scale(), first.use_res, blocked_output=True
+    )
+    blocks, fields, emb, lanes = blocked.shape
+    per_lane = torch.matmul(weight.view(1, 1, fields * emb), blocked.view(blocks, fields * emb, lanes))
+    return per_lane.reshape(-1)[: inputs.shape[0]]
+
+
+def _stack_fuses(layers: Sequence[InteractingLayer], inputs: Tensor) -> bool:
+    """Whether the stack takes the fused kernels: every layer does, with shared heads, scaling and residual."""
+    if len(layers) == 0:
+        return False
+    first = layers[0]
+    return all(layer._use_fused(inputs) for layer in layers) and all(
+        (layer.head_num, layer.scaling, layer.use_res) == (first.head_num, first.scaling, first.use_res)
+        for layer in layers
+    )

@@ -604,8 +604,11 @@ def _rows(t: Tensor) -> np.ndarray:
     return t.numpy().reshape(t.shape[0], -1)
 
 
-def interacting_stack(inputs: Tensor, weights: list[Tensor], heads: int, scale: float, use_res: bool) -> Tensor:
-    """``inputs`` ``[samples, F, E]`` through one fused layer per weight in turn; ``[samples, F, E]`` out.
+def interacting_stack(
+    inputs: Tensor, weights: list[Tensor], heads: int, scale: float, use_res: bool, blocked_output: bool = False
+) -> Tensor:
+    """``inputs`` ``[samples, F, E]`` through one fused layer per weight in turn; ``[samples, F, E]`` out, or
+    with ``blocked_output`` the last layer's blocked ``[blocks, F, E, LANES]`` (zero past ``samples``).
 
     The activations between layers stay in the kernels' blocked layout.
     """
@@ -613,5 +616,5 @@ def interacting_stack(inputs: Tensor, weights: list[Tensor], heads: int, scale: 
     x = inputs
     last = len(weights) - 1
     for k, weight in enumerate(weights):
-        x = InteractingFunction.apply(x, weight, heads, scale, use_res, samples, k > 0, k < last)
+        x = InteractingFunction.apply(x, weight, heads, scale, use_res, samples, k > 0, k < last or blocked_output)
     return x

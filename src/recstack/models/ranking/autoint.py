@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from recstack.features.columns import Feature
 from recstack.models.base import BaseModel
-from recstack.nn.attention import InteractingLayer, interacting_layers
+from recstack.nn.attention import InteractingLayer, interacting_logit
 from recstack.nn.core import linear_of_concat
 
 
@@ -92,19 +92,25 @@ class AutoInt(BaseModel):
         self.to(device)
 
     @torch.jit.unused
-    def _attention(self, emb: Tensor) -> Tensor:
-        return interacting_layers(list(self.int_layers), emb)
+    def _attention_logit(self, emb: Tensor) -> Tensor:
+        """The attention branch's share of the logit, ``[B, 1]``: its flattened output times the first weights."""
+        width = emb.shape[1] * emb.shape[2]
+        return interacting_logit(list(self.int_layers), emb, self.dnn_linear.weight[0, :width]).unsqueeze(1)
 
     def compute_logits(self, batch: dict[str, Tensor]) -> Tensor:
         logit = self.linear_logit(batch)
         if self.use_att:
             emb = self.embedding(batch)
-            if torch.jit.is_scripting():
-                att = emb
-                for layer in self.int_layers:
-                    att = layer(att)
-            else:
-                att = self._attention(emb)
+            if not torch.jit.is_scripting():
+                logit = logit + self._attention_logit(emb)
+                if self.use_dnn:
+                    deep_out = self.dnn(self.dnn_input_from(emb, batch))
+                    width = emb.shape[1] * emb.shape[2]
+                    logit = logit + torch.mv(deep_out, self.dnn_linear.weight[0, width:]).unsqueeze(1)
+                return logit
+            att = emb
+            for layer in self.int_layers:
+                att = layer(att)
             att_out = att.reshape(att.shape[0], -1)
             if self.use_dnn:
                 deep_out = self.dnn(self.dnn_input_from(emb, batch))
