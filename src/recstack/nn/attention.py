@@ -81,13 +81,8 @@ def interacting_layers(layers: Sequence[InteractingLayer], inputs: Tensor) -> Te
     When every layer takes the fused kernels and they share heads, scaling and residual, the activations
     between layers stay in the kernels' blocked layout (``attention_kernels.interacting_stack``).
     """
-    if _stack_fuses(layers, inputs):
-        first = layers[0]
-        weights = [layer.W for layer in layers]
-        return attention_kernels.interacting_stack(inputs, weights, first.head_num, first._scale(), first.use_res)
-    for layer in layers:
-        inputs = layer(inputs)
-    return inputs
+    out = _fused_stack(layers, inputs, blocked_output=False)
+    return out if out is not None else _layer_by_layer(layers, inputs)
 
 
 def interacting_logit(layers: Sequence[InteractingLayer], inputs: Tensor, weight: Tensor) -> Tensor:
@@ -96,25 +91,32 @@ def interacting_logit(layers: Sequence[InteractingLayer], inputs: Tensor, weight
     On the fused path the product reads the last layer's blocked output, so that output is never transposed
     back to ``[B, F, E]`` (nor its gradient into the blocked layout).
     """
-    if not _stack_fuses(layers, inputs):
-        out = interacting_layers(layers, inputs)
+    blocked = _fused_stack(layers, inputs, blocked_output=True)
+    if blocked is None:
+        out = _layer_by_layer(layers, inputs)
         return torch.mv(out.reshape(out.shape[0], -1), weight)
-    first = layers[0]
-    weights = [layer.W for layer in layers]
-    blocked = attention_kernels.interacting_stack(
-        inputs, weights, first.head_num, first._scale(), first.use_res, blocked_output=True
-    )
     blocks, fields, emb, lanes = blocked.shape
     per_lane = torch.matmul(weight.view(1, 1, fields * emb), blocked.view(blocks, fields * emb, lanes))
     return per_lane.reshape(-1)[: inputs.shape[0]]
 
 
-def _stack_fuses(layers: Sequence[InteractingLayer], inputs: Tensor) -> bool:
-    """Whether the stack takes the fused kernels: every layer does, with shared heads, scaling and residual."""
+def _fused_stack(layers: Sequence[InteractingLayer], inputs: Tensor, blocked_output: bool) -> Tensor | None:
+    """The fused stack's output, or None unless every layer takes the kernels with shared heads, scaling and
+    residual."""
     if len(layers) == 0:
-        return False
+        return None
     first = layers[0]
-    return all(layer._use_fused(inputs) for layer in layers) and all(
-        (layer.head_num, layer.scaling, layer.use_res) == (first.head_num, first.scaling, first.use_res)
-        for layer in layers
+    config = (first.head_num, first.scaling, first.use_res)
+    for layer in layers:
+        if not layer._use_fused(inputs) or (layer.head_num, layer.scaling, layer.use_res) != config:
+            return None
+    weights = [layer.W for layer in layers]
+    return attention_kernels.interacting_stack(
+        inputs, weights, first.head_num, first._scale(), first.use_res, blocked_output=blocked_output
     )
+
+
+def _layer_by_layer(layers: Sequence[InteractingLayer], inputs: Tensor) -> Tensor:
+    for layer in layers:
+        inputs = layer(inputs)
+    return inputs

@@ -92,22 +92,21 @@ class AutoInt(BaseModel):
         self.to(device)
 
     @torch.jit.unused
-    def _attention_logit(self, emb: Tensor) -> Tensor:
-        """The attention branch's share of the logit, ``[B, 1]``: its flattened output times the first weights."""
-        width = emb.shape[1] * emb.shape[2]
-        return interacting_logit(list(self.int_layers), emb, self.dnn_linear.weight[0, :width]).unsqueeze(1)
+    def _eager_logits(self, emb: Tensor, batch: dict[str, Tensor]) -> Tensor:
+        """Attention and DNN logits, ``[B, 1]``: the attention's read straight off the fused kernels' output."""
+        weight = self.dnn_linear.weight[0]
+        width = emb.shape[1] * emb.shape[2]  # the attention's flattened output comes first in dnn_linear
+        out = interacting_logit(list(self.int_layers), emb, weight[:width])
+        if self.use_dnn:
+            out = out + torch.mv(self.dnn(self.dnn_input_from(emb, batch)), weight[width:])
+        return out.unsqueeze(1)
 
     def compute_logits(self, batch: dict[str, Tensor]) -> Tensor:
         logit = self.linear_logit(batch)
         if self.use_att:
             emb = self.embedding(batch)
             if not torch.jit.is_scripting():
-                logit = logit + self._attention_logit(emb)
-                if self.use_dnn:
-                    deep_out = self.dnn(self.dnn_input_from(emb, batch))
-                    width = emb.shape[1] * emb.shape[2]
-                    logit = logit + torch.mv(deep_out, self.dnn_linear.weight[0, width:]).unsqueeze(1)
-                return logit
+                return logit + self._eager_logits(emb, batch)
             att = emb
             for layer in self.int_layers:
                 att = layer(att)
