@@ -43,9 +43,20 @@ def test_fused_kernels_match_the_op_path(batch, fields, emb, heads, use_res, sca
     # float32 rounding of scores in the hundreds (the saturated case) moves exp by ~1e-4 relative, either path
     rtol = 1e-5 if scale == 1.0 else 5e-4
     torch.testing.assert_close(y, y_ref, rtol=rtol, atol=1e-5)
-    torch.testing.assert_close(gx, gx_ref, rtol=10 * rtol, atol=1e-5)
-    # each weight gradient sums batch x fields products of both signs: absolute error scales with the largest
+    # input and weight gradients sum products of both signs: absolute error scales with the largest value
+    # (in the saturated case an input gradient near 0 can cancel from terms near 100 in either path)
+    torch.testing.assert_close(gx, gx_ref, rtol=10 * rtol, atol=1e-5 * max(1.0, gx_ref.abs().max().item()))
     torch.testing.assert_close(gw, gw_ref, rtol=10 * rtol, atol=1e-5 * gw_ref.abs().max().item())
+    # and against float64, the fused kernels are about as exact as the op path (within 1.5x of its error)
+    layer64 = InteractingLayer(emb, heads, use_res, scaling).double()
+    layer64.fused = False
+    with torch.no_grad():
+        layer64.W.copy_(layer.W)
+    y64, gx64, gw64, _ = _run(layer64, x.double(), g.double(), fused=False)
+    for fused_value, op_value, exact in ((y, y_ref, y64), (gx, gx_ref, gx64), (gw, gw_ref, gw64)):
+        fused_error = (fused_value.double() - exact).abs().max().item()
+        op_error = (op_value.double() - exact).abs().max().item()
+        assert fused_error <= 1.5 * op_error + 1e-7 * exact.abs().max().item()
 
 
 def test_serial_kernels_give_the_parallel_results(monkeypatch):
@@ -59,7 +70,8 @@ def test_serial_kernels_give_the_parallel_results(monkeypatch):
     y_ser, gx_ser, gw_ser, _ = _run(layer, x, g, fused=True)
     torch.testing.assert_close(y_ser, y_par, rtol=0, atol=0)
     torch.testing.assert_close(gx_ser, gx_par, rtol=0, atol=0)
-    torch.testing.assert_close(gw_ser, gw_par, rtol=1e-5, atol=1e-5)  # per-thread partial sums added in another order
+    # per-lane and per-thread partial sums (300 x 26 products each) added in another order
+    torch.testing.assert_close(gw_ser, gw_par, rtol=1e-5, atol=1e-5 * gw_par.abs().max().item())
 
 
 def test_ranges_cover_the_batch_on_block_boundaries():

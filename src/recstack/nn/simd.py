@@ -1,0 +1,180 @@
+"""Eight-float vectors for numba kernels: loads, stores and FMAs that LLVM keeps in registers.
+
+LLVM's loop vectorizer only vectorizes a kernel's innermost loop, so a value loaded in it is not reused across
+the loops around it (register blocking): lane-major kernels then run at about two memory operations per FMA.
+With ``F32x8`` values a kernel names its accumulators and loaded operands itself, several per pass, and LLVM
+maps each to one AVX register. Used by ``attention_kernels``; the functions are numba intrinsics, callable
+from jitted code only.
+"""
+
+# ruff: noqa: ANN401
+from __future__ import annotations
+
+from typing import Any
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+WIDTH = 8
+_VEC = ir.VectorType(ir.FloatType(), WIDTH)
+
+
+class F32x8(types.Type):
+    """Numba type of an ``<8 x float>`` register value."""
+
+    def __init__(self) -> None:
+        super().__init__(name="f32x8")
+
+
+f32x8 = F32x8()
+
+
+@register_model(F32x8)
+class _F32x8Model(models.PrimitiveModel):
+    def __init__(self, dmm: Any, fe_type: Any) -> None:
+        super().__init__(dmm, fe_type, _VEC)
+
+
+def _pointer(context: Any, builder: Any, array_type: Any, array: Any, index: Any) -> Any:
+    data = context.make_array(array_type)(context, builder, array).data
+    return builder.bitcast(builder.gep(data, [index]), _VEC.as_pointer())
+
+
+def _check_array(array: Any) -> None:
+    if not (isinstance(array, types.Array) and array.dtype == types.float32 and array.ndim == 1):
+        raise TypeError(f"simd: expected a 1-D float32 array, got {array}")
+
+
+@intrinsic
+def load(typingctx: Any, array: Any, index: Any) -> Any:
+    """``array[index : index + 8]`` as a vector (no bounds check)."""
+    _check_array(array)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        return builder.load(_pointer(context, builder, signature.args[0], args[0], index), align=4)
+
+    return f32x8(array, index), codegen
+
+
+@intrinsic
+def store(typingctx: Any, array: Any, index: Any, value: Any) -> Any:
+    """``array[index : index + 8] = value`` (no bounds check)."""
+    _check_array(array)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        builder.store(args[2], _pointer(context, builder, signature.args[0], args[0], index), align=4)
+        return context.get_dummy_value()
+
+    return types.none(array, index, value), codegen
+
+
+@intrinsic
+def splat(typingctx: Any, value: Any) -> Any:
+    """A vector of eight copies of the float32 ``value``."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        scalar = context.cast(builder, args[0], signature.args[0], types.float32)
+        one = builder.insert_element(ir.Constant(_VEC, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), WIDTH), [0] * WIDTH)
+        return builder.shuffle_vector(one, ir.Constant(_VEC, ir.Undefined), mask)
+
+    return f32x8(value), codegen
+
+
+@intrinsic
+def zeros(typingctx: Any) -> Any:
+    """A vector of zeros."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return ir.Constant(_VEC, [0.0] * WIDTH)
+
+    return f32x8(), codegen
+
+
+@intrinsic
+def fma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
+    """``a * b + c``, fused."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC] * 3), "llvm.fma.v8f32")
+        return builder.call(fn, args)
+
+    return f32x8(f32x8, f32x8, f32x8), codegen
+
+
+def _binary(op: str) -> Any:
+    @intrinsic
+    def binary(typingctx: Any, a: Any, b: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return getattr(builder, op)(args[0], args[1], flags=("fast",))
+
+        return f32x8(f32x8, f32x8), codegen
+
+    return binary
+
+
+add = _binary("fadd")
+sub = _binary("fsub")
+mul = _binary("fmul")
+
+
+@intrinsic
+def maximum(typingctx: Any, a: Any, b: Any) -> Any:
+    """Elementwise maximum."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        greater = builder.fcmp_ordered(">", args[0], args[1])
+        return builder.select(greater, args[0], args[1])
+
+    return f32x8(f32x8, f32x8), codegen
+
+div = _binary("fdiv")
+
+
+@intrinsic
+def where_positive(typingctx: Any, mask: Any, value: Any) -> Any:
+    """``value`` where ``mask > 0``, else 0 (a ReLU's backward, with the output as mask)."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        positive = builder.fcmp_ordered(">", args[0], ir.Constant(_VEC, [0.0] * WIDTH))
+        return builder.select(positive, args[1], ir.Constant(_VEC, [0.0] * WIDTH))
+
+    return f32x8(f32x8, f32x8), codegen
+
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.693359375
+_LN2_LO = -2.12194440e-4
+_POLY = (1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1.0, 1.0)  # e^r, degree 6, highest term first
+
+
+@intrinsic
+def exp(typingctx: Any, x: Any) -> Any:
+    """``e^x`` for ``x <= 0`` (to float32 rounding; below -87 it returns e^-87): reduction by ln 2, a degree-6
+    polynomial, and 2^k from exponent bits."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        def splat_const(v: float) -> Any:
+            return ir.Constant(_VEC, [v] * WIDTH)
+
+        fast = ("fast",)
+        low = splat_const(-87.0)
+        xv = builder.select(builder.fcmp_ordered(">", args[0], low), args[0], low)
+        floor = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC]), "llvm.floor.v8f32")
+        t = builder.fadd(builder.fmul(xv, splat_const(_LOG2E), flags=fast), splat_const(0.5), flags=fast)
+        k = builder.call(floor, [t])
+        r = builder.fsub(xv, builder.fmul(k, splat_const(_LN2_HI), flags=fast), flags=fast)
+        r = builder.fsub(r, builder.fmul(k, splat_const(_LN2_LO), flags=fast), flags=fast)
+        p = splat_const(_POLY[0])
+        for c in _POLY[1:]:
+            p = builder.fadd(builder.fmul(p, r, flags=fast), splat_const(c), flags=fast)
+        ints = ir.VectorType(ir.IntType(32), WIDTH)
+        bits = builder.add(builder.fptosi(k, ints), ir.Constant(ints, [127] * WIDTH))
+        two_k = builder.bitcast(builder.shl(bits, ir.Constant(ints, [23] * WIDTH)), _VEC)
+        return builder.fmul(p, two_k, flags=fast)
+
+    return f32x8(f32x8), codegen
