@@ -285,8 +285,9 @@ def _dx(b: Any) -> None:
 
 
 def _dw(b: Any) -> None:
-    """``GW += X.T @ DP`` per lane."""
-    _mm(b, _OGW, _N * _L, _L, _OXB, _L, _E * _L, _ODP, _N * _L, _L, _E, _N, _F, True, False)
+    """``GW += X.T @ DP`` per lane, computed as ``GW.T += DP.T @ X``: rows of DP.T (pairs of projection
+    columns) are then read once, while X (the smaller) is re-read from L1 for each pair."""
+    _mm(b, _OGW, _L, _N * _L, _ODP, _L, _N * _L, _OXB, _E * _L, _L, _N, _E, _F, True, False)
 
 
 def _backward_range(
