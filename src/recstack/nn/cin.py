@@ -10,7 +10,9 @@ from torch import Tensor, nn
 from recstack.nn import gemm
 from recstack.nn.core import activation_layer
 
-CHUNK_BYTES = 16 << 20  # outer-product block per chunk: small enough to stay in cache (8-16 MB measured best here)
+# Outer-product block per chunk. With the weight gradient through MKL's addmm, xDeepFM at batch 4096 fits
+# 1.06-1.12x faster at 32-64 MB than at 16 MB (paired runs); 16 MB in the forward alone was no faster.
+CHUNK_BYTES = 48 << 20
 
 
 def _chunks(n: int, width: int, group: int = 1) -> list[tuple[int, int]]:
@@ -60,7 +62,7 @@ class _CINLayerFunction(torch.autograd.Function):
     """One CIN layer, split and sum-pooled: ``out = act(z @ weight.T + bias)`` with ``z = outer(xk, x0)`` rows
     (``act`` ReLU or none), returned as ``(out[:, :split], out[:, pool_from:] summed over each run of d rows)``.
 
-    ``z`` (``[B*D, H_k*F0]``, hundreds of MB at batch 4096) is never materialized beyond one cache-sized
+    ``z`` (``[B*D, H_k*F0]``, hundreds of MB at batch 4096) is never materialized beyond one ``CHUNK_BYTES``
     chunk: each chunk's products are formed in one reused buffer, used by the GEMM and overwritten, and the
     backward recomputes them chunk by chunk. The buffer is field-major (``z[n, m, h]``, the weight's
     columns permuted to match) so that the broadcast multiply runs along the contiguous ``H_k`` maps. The
@@ -139,7 +141,7 @@ class _CINLayerFunction(torch.autograd.Function):
             if zbuf is not None and grad_wf is not None:
                 z = zbuf[: e - s]
                 torch.mul(x0[s:e].unsqueeze(2), xk[s:e].unsqueeze(1), out=z)
-                grad_wf += gemm.matmul_t(g.t(), z.view(e - s, f * h).t())
+                grad_wf.addmm_(g.t(), z.view(e - s, f * h))  # MKL: 1.2-1.5x oneDNN's rate for this product
             if need_xk or need_x0:
                 gz = gemm.matmul_t(g, wf.t()).view(e - s, f, h)
                 outer_grads(gz, x0[s:e], xk[s:e], grad_xk[s:e], grad_x0[s:e])
