@@ -1,7 +1,10 @@
 """DCN, DCNMix, xDeepFM, AutoInt and their layers (CrossNet, CrossNetMix, CIN): formulas, TorchScript, quality."""
 
+import math
+
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from ctr_quality import ctr_data, logistic_regression_auc, scripted_matches_eager, train_and_score
 from recstack.errors import SchemaError
@@ -169,6 +172,28 @@ def test_cin_chunked_forward_equals_the_scripted_plain_one(activation, split_hal
     g_script = torch.autograd.grad(scripted, [x, *cin.parameters()], g)
     for a, c in zip(g_eager, g_script):
         torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5)
+
+
+def test_cin_chunked_path_counts_the_flops_of_the_plain_one():
+    # the ranking benchmark's FLOPs per sample come from torch's FLOP counter (oneDNN's linear op added as
+    # 2*M*K*N, as there): every GEMM of the chunked forward and backward must be an op it counts (addmm_, for
+    # one, is not), so both paths count the same three GEMMs per layer
+    def linear_pointwise(x_shape, w_shape, *args, out_shape=None, **kwargs):
+        return 2 * math.prod(x_shape[:-1]) * x_shape[-1] * w_shape[0]
+
+    mapping = {}
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        mapping[torch.ops.mkldnn._linear_pointwise] = linear_pointwise
+    cin = CIN(5, (8, 4))
+    x = torch.randn(6, 5, 3, requires_grad=True)
+
+    def counted(module) -> int:
+        with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+            module(x).sum().backward()
+        return counter.get_total_flops()
+
+    gemms = 3 * 2 * 6 * 3 * (5 * 5 * 8 + 4 * 5 * 4)  # forward, input and weight gradients; B * D rows
+    assert counted(cin) == counted(torch.jit.script(cin)) == gemms
 
 
 def test_layer_l2_penalties():

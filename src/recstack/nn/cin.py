@@ -141,7 +141,9 @@ class _CINLayerFunction(torch.autograd.Function):
             if zbuf is not None and grad_wf is not None:
                 z = zbuf[: e - s]
                 torch.mul(x0[s:e].unsqueeze(2), xk[s:e].unsqueeze(1), out=z)
-                grad_wf.addmm_(g.t(), z.view(e - s, f * h))  # MKL: 1.2-1.5x oneDNN's rate for this product
+                # MKL (1.2-1.5x oneDNN's rate for this product); addmm with out=, not addmm_, which torch's
+                # FLOP counter does not count
+                torch.addmm(grad_wf, g.t(), z.view(e - s, f * h), out=grad_wf)
             if need_xk or need_x0:
                 gz = gemm.matmul_t(g, wf.t()).view(e - s, f, h)
                 outer_grads(gz, x0[s:e], xk[s:e], grad_xk[s:e], grad_x0[s:e])
