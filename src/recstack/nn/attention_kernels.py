@@ -365,6 +365,8 @@ def _kernels(fields: int, embedding_size: int, heads: int) -> tuple[Any, Any, An
     key = (fields, embedding_size, heads)
     if key not in _KERNELS:
         import types
+        import zlib
+        from pathlib import Path
 
         import numba
 
@@ -376,7 +378,9 @@ def _kernels(fields: int, embedding_size: int, heads: int) -> tuple[Any, Any, An
         space.update({f"_v{name}": getattr(simd, name) for name in vector_ops})
         space.update(_vmax=simd.maximum, _vwhere=simd.where_positive)
         # cached on disk under a name per specialization (numba keys its cache by name, not by global values)
-        tag = f"f{fields}_e{embedding_size}_h{heads}_v{LANES}"
+        # and per version of simd.py (numba checks only this file's timestamp)
+        simd_version = zlib.crc32(Path(simd.__file__).read_bytes())
+        tag = f"f{fields}_e{embedding_size}_h{heads}_v{LANES}_{simd_version:08x}"
         for name in _KERNEL_NAMES + _PARALLEL_NAMES:
             fn = globals()[name]
             parallel = name in _PARALLEL_NAMES

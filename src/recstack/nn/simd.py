@@ -15,6 +15,7 @@ from typing import Any
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
+from numba.core.errors import TypingError
 from numba.extending import intrinsic, models, register_model
 
 WIDTH = 8
@@ -43,8 +44,9 @@ def _pointer(context: Any, builder: Any, array_type: Any, array: Any, index: Any
 
 
 def _check_array(array: Any) -> None:
-    if not (isinstance(array, types.Array) and array.dtype == types.float32 and array.ndim == 1):
-        raise TypeError(f"simd: expected a 1-D float32 array, got {array}")
+    is_array = isinstance(array, types.Array)
+    if not (is_array and array.dtype == types.float32 and array.ndim == 1 and array.layout == "C"):
+        raise TypingError(f"simd: expected a contiguous 1-D float32 array, got {array}")
 
 
 @intrinsic
