@@ -16,9 +16,10 @@ def _run(layer: InteractingLayer, x: torch.Tensor, g: torch.Tensor, fused: bool)
     return y.detach(), gx, gw, y.grad_fn
 
 
-# (batch, fields, embedding, heads, use_res, scaling, input scale): batches below, at and across the
-# 64-sample block and the per-thread split; odd field counts and a width of 6 exercise the remainders of the
-# loops that take several rows per pass; a large input scale saturates the softmax (exp over a wide range)
+# (batch, fields, embedding, heads, use_res, scaling, input scale): batches below one 8-sample block, whole
+# blocks and a ragged last block, across the per-thread split; odd field counts and head widths of 6 and 2
+# exercise the edges of _mm's two-row, four-column tiles (a last row or column computed twice); a large
+# input scale saturates the softmax (exp over a wide range)
 CONFIGS = [
     (200, 26, 16, 2, True, False, 1.0),
     (70, 5, 8, 4, False, True, 1.0),

@@ -22,6 +22,11 @@ WIDTH = 8
 _VEC = ir.VectorType(ir.FloatType(), WIDTH)
 
 
+def _constant(value: float) -> Any:
+    """An IR vector constant with ``value`` in every lane."""
+    return ir.Constant(_VEC, [value] * WIDTH)
+
+
 class F32x8(types.Type):
     """Numba type of an ``<8 x float>`` register value."""
 
@@ -92,7 +97,7 @@ def zeros(typingctx: Any) -> Any:
     """A vector of zeros."""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return ir.Constant(_VEC, [0.0] * WIDTH)
+        return _constant(0.0)
 
     return f32x8(), codegen
 
@@ -142,8 +147,8 @@ def where_positive(typingctx: Any, mask: Any, value: Any) -> Any:
     """``value`` where ``mask > 0``, else 0 (a ReLU's backward, with the output as mask)."""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        positive = builder.fcmp_ordered(">", args[0], ir.Constant(_VEC, [0.0] * WIDTH))
-        return builder.select(positive, args[1], ir.Constant(_VEC, [0.0] * WIDTH))
+        positive = builder.fcmp_ordered(">", args[0], _constant(0.0))
+        return builder.select(positive, args[1], _constant(0.0))
 
     return f32x8(f32x8, f32x8), codegen
 
@@ -156,24 +161,21 @@ _POLY = (1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1.0, 1.0)  # e^r, degree 6, hig
 
 @intrinsic
 def exp(typingctx: Any, x: Any) -> Any:
-    """``e^x`` for ``x <= 0`` (to float32 rounding; below -87 it returns e^-87): reduction by ln 2, a degree-6
+    """``e^x`` for ``x <= 0`` (within 4 float32 ulps; below -87 it returns e^-87): reduction by ln 2, a degree-6
     polynomial, and 2^k from exponent bits."""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        def splat_const(v: float) -> Any:
-            return ir.Constant(_VEC, [v] * WIDTH)
-
         fast = ("fast",)
-        low = splat_const(-87.0)
+        low = _constant(-87.0)
         xv = builder.select(builder.fcmp_ordered(">", args[0], low), args[0], low)
         floor = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC]), "llvm.floor.v8f32")
-        t = builder.fadd(builder.fmul(xv, splat_const(_LOG2E), flags=fast), splat_const(0.5), flags=fast)
+        t = builder.fadd(builder.fmul(xv, _constant(_LOG2E), flags=fast), _constant(0.5), flags=fast)
         k = builder.call(floor, [t])
-        r = builder.fsub(xv, builder.fmul(k, splat_const(_LN2_HI), flags=fast), flags=fast)
-        r = builder.fsub(r, builder.fmul(k, splat_const(_LN2_LO), flags=fast), flags=fast)
-        p = splat_const(_POLY[0])
+        r = builder.fsub(xv, builder.fmul(k, _constant(_LN2_HI), flags=fast), flags=fast)
+        r = builder.fsub(r, builder.fmul(k, _constant(_LN2_LO), flags=fast), flags=fast)
+        p = _constant(_POLY[0])
         for c in _POLY[1:]:
-            p = builder.fadd(builder.fmul(p, r, flags=fast), splat_const(c), flags=fast)
+            p = builder.fadd(builder.fmul(p, r, flags=fast), _constant(c), flags=fast)
         ints = ir.VectorType(ir.IntType(32), WIDTH)
         bits = builder.add(builder.fptosi(k, ints), ir.Constant(ints, [127] * WIDTH))
         two_k = builder.bitcast(builder.shl(bits, ir.Constant(ints, [23] * WIDTH)), _VEC)
