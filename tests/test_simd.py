@@ -32,6 +32,12 @@ def _exp_rows(x, out):
         simd.store(out, i, simd.exp(simd.load(x, i)))
 
 
+@numba.njit
+def _sums(x, out):
+    for i in range(0, x.shape[0], simd.WIDTH):
+        out[i // simd.WIDTH] = simd.hsum(simd.load(x, i))
+
+
 def test_load_fma_store_at_offsets():
     rng = np.random.default_rng(0)
     a, b, c = (rng.standard_normal(40).astype(np.float32) for _ in range(3))
@@ -48,6 +54,15 @@ def test_elementwise_operations():
     _ops(a, b, out)
     expected = [a + b, a - b, a * b, a / b, np.maximum(a, b), np.where(a > 0, b, 0), np.full(8, a[3]), np.zeros(8)]
     np.testing.assert_allclose(out, np.concatenate(expected).astype(np.float32), rtol=1e-6)
+
+
+def test_hsum_adds_every_lane_once():
+    # powers of two: each lane's contribution is visible in the bits of the sum, so a lane added twice or not at all
+    # shows up, as does a shuffle that mixes lanes of neighbouring vectors
+    x = np.concatenate([2.0 ** np.arange(8), -(2.0 ** np.arange(8, 16)), np.arange(8) * 0.5]).astype(np.float32)
+    out = np.full(3, np.nan, np.float32)
+    _sums(x, out)
+    np.testing.assert_array_equal(out, [255.0, -(2.0**16 - 2.0**8), 14.0])
 
 
 def test_exp_of_non_positive_values_to_float32_rounding():

@@ -139,7 +139,24 @@ def maximum(typingctx: Any, a: Any, b: Any) -> Any:
 
     return f32x8(f32x8, f32x8), codegen
 
+
 div = _binary("fdiv")
+
+
+@intrinsic
+def hsum(typingctx: Any, v: Any) -> Any:
+    """The sum of the eight lanes, as a float32 (three shuffle-and-add steps)."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        ints = ir.VectorType(ir.IntType(32), WIDTH)
+        acc = args[0]
+        for half in (4, 2, 1):
+            order = [(lane + half) % (2 * half) + lane // (2 * half) * 2 * half for lane in range(WIDTH)]
+            swapped = builder.shuffle_vector(acc, ir.Constant(_VEC, ir.Undefined), ir.Constant(ints, order))
+            acc = builder.fadd(acc, swapped, flags=("fast",))
+        return builder.extract_element(acc, ir.Constant(ir.IntType(32), 0))
+
+    return types.float32(f32x8), codegen
 
 
 @intrinsic
