@@ -33,6 +33,12 @@ def _exp_rows(x, out):
 
 
 @numba.njit
+def _broadcasts(x, out):
+    for i in range(x.shape[0]):
+        simd.store(out, i * simd.WIDTH, simd.broadcast(x, i))
+
+
+@numba.njit
 def _sums(x, out):
     for i in range(0, x.shape[0], simd.WIDTH):
         out[i // simd.WIDTH] = simd.hsum(simd.load(x, i))
@@ -54,6 +60,13 @@ def test_elementwise_operations():
     _ops(a, b, out)
     expected = [a + b, a - b, a * b, a / b, np.maximum(a, b), np.where(a > 0, b, 0), np.full(8, a[3]), np.zeros(8)]
     np.testing.assert_allclose(out, np.concatenate(expected).astype(np.float32), rtol=1e-6)
+
+
+def test_broadcast_reads_one_element_into_every_lane():
+    x = np.arange(5, dtype=np.float32) * 1.5 - 2.0
+    out = np.full(40, np.nan, np.float32)
+    _broadcasts(x, out)
+    np.testing.assert_array_equal(out, np.repeat(x, 8))
 
 
 def test_hsum_adds_every_lane_once():

@@ -36,7 +36,7 @@ WKC = 48  # products per weight-gradient panel (192 KB in L2)
 _F32 = np.float32
 
 # Vector operations (numba intrinsics of recstack.nn.simd), bound in _kernels.
-_vload = _vstore = _vsplat = _vzeros = _vfma = _vmul = _vmax = _vhsum = None
+_vload = _vstore = _vsplat = _vbroadcast = _vzeros = _vfma = _vmul = _vmax = _vhsum = None
 
 
 def _forward_range(
@@ -95,13 +95,13 @@ def _forward_range(
                         z1 = _vload(zp, k * ROWS + 8)
                         z2 = _vload(zp, k * ROWS + 16)
                         w = wb + k * OUTS
-                        c = _vsplat(wp[w])
+                        c = _vbroadcast(wp, w)
                         a00, a01, a02 = _vfma(c, z0, a00), _vfma(c, z1, a01), _vfma(c, z2, a02)
-                        c = _vsplat(wp[w + 1])
+                        c = _vbroadcast(wp, w + 1)
                         a10, a11, a12 = _vfma(c, z0, a10), _vfma(c, z1, a11), _vfma(c, z2, a12)
-                        c = _vsplat(wp[w + 2])
+                        c = _vbroadcast(wp, w + 2)
                         a20, a21, a22 = _vfma(c, z0, a20), _vfma(c, z1, a21), _vfma(c, z2, a22)
-                        c = _vsplat(wp[w + 3])
+                        c = _vbroadcast(wp, w + 3)
                         a30, a31, a32 = _vfma(c, z0, a30), _vfma(c, z1, a31), _vfma(c, z2, a32)
                     if last and relu:
                         zero = _vzeros()
@@ -164,13 +164,13 @@ def _input_grads_range(
                 g1 = _vload(gp, j * ROWS + 8)
                 g2 = _vload(gp, j * ROWS + 16)
                 w = wb + j * OUTS
-                c = _vsplat(wt[w])
+                c = _vbroadcast(wt, w)
                 a00, a01, a02 = _vfma(c, g0, a00), _vfma(c, g1, a01), _vfma(c, g2, a02)
-                c = _vsplat(wt[w + 1])
+                c = _vbroadcast(wt, w + 1)
                 a10, a11, a12 = _vfma(c, g0, a10), _vfma(c, g1, a11), _vfma(c, g2, a12)
-                c = _vsplat(wt[w + 2])
+                c = _vbroadcast(wt, w + 2)
                 a20, a21, a22 = _vfma(c, g0, a20), _vfma(c, g1, a21), _vfma(c, g2, a22)
-                c = _vsplat(wt[w + 3])
+                c = _vbroadcast(wt, w + 3)
                 a30, a31, a32 = _vfma(c, g0, a30), _vfma(c, g1, a31), _vfma(c, g2, a32)
             for t in range(OUTS):
                 if k0 + t >= k_real:
@@ -296,7 +296,7 @@ def kernels() -> dict[str, Any]:
         from recstack.nn import simd
 
         space = dict(globals(), _prange=numba.prange)
-        vector_ops = ("load", "store", "splat", "zeros", "fma", "mul", "hsum")
+        vector_ops = ("load", "store", "splat", "broadcast", "zeros", "fma", "mul", "hsum")
         space.update({f"_v{name}": getattr(simd, name) for name in vector_ops})
         space.update(_vmax=simd.maximum)
         # numba checks only this file's timestamp for its disk cache: the name carries simd.py's version

@@ -93,6 +93,23 @@ def splat(typingctx: Any, value: Any) -> Any:
 
 
 @intrinsic
+def broadcast(typingctx: Any, array: Any, index: Any) -> Any:
+    """``array[index]`` in every lane (no bounds check: indexing ``array[index]`` in a kernel also handles
+    negative indices, several integer instructions per broadcast in an FMA loop)."""
+    _check_array(array)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        scalar = builder.load(builder.gep(data, [index]), align=4)
+        one = builder.insert_element(ir.Constant(_VEC, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), WIDTH), [0] * WIDTH)
+        return builder.shuffle_vector(one, ir.Constant(_VEC, ir.Undefined), mask)
+
+    return f32x8(array, index), codegen
+
+
+@intrinsic
 def zeros(typingctx: Any) -> Any:
     """A vector of zeros."""
 
