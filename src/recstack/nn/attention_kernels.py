@@ -49,7 +49,7 @@ _OGW = 0  # [E, N] the weight gradient, per lane
 _SIZE = 0
 
 # Vector operations (numba intrinsics of recstack.nn.simd), bound per specialization in _kernels.
-_vload = _vstore = _vsplat = _vzeros = _vfma = _vadd = _vsub = _vmul = _vdiv = _vmax = _vexp = _vwhere = None
+_vload = _vstore = _vsplat = _vbroadcast = _vzeros = _vfma = _vadd = _vsub = _vmul = _vdiv = _vmax = _vexp = _vwhere = None
 
 
 def _layout(fields: int, emb: int, heads: int) -> dict[str, int]:
@@ -118,8 +118,8 @@ def _mm(
                 v = _vload(b, xb + k * x_k)
                 yk = y + k * y_k
                 if y_scalar:
-                    w0, w1 = _vsplat(b[yk + c * y_c]), _vsplat(b[yk + c1 * y_c])
-                    w2, w3 = _vsplat(b[yk + c2 * y_c]), _vsplat(b[yk + c3 * y_c])
+                    w0, w1 = _vbroadcast(b, yk + c * y_c), _vbroadcast(b, yk + c1 * y_c)
+                    w2, w3 = _vbroadcast(b, yk + c2 * y_c), _vbroadcast(b, yk + c3 * y_c)
                 else:
                     w0, w1 = _vload(b, yk + c * y_c), _vload(b, yk + c1 * y_c)
                     w2, w3 = _vload(b, yk + c2 * y_c), _vload(b, yk + c3 * y_c)
@@ -374,7 +374,7 @@ def _kernels(fields: int, embedding_size: int, heads: int) -> tuple[Any, Any, An
 
         # a copy of the module namespace per specialization: the kernels look each other and the constants up in it
         space = dict(globals(), _prange=numba.prange, **_layout(fields, embedding_size, heads))
-        vector_ops = ("load", "store", "splat", "zeros", "fma", "add", "sub", "mul", "div", "exp")
+        vector_ops = ("load", "store", "splat", "broadcast", "zeros", "fma", "add", "sub", "mul", "div", "exp")
         space.update({f"_v{name}": getattr(simd, name) for name in vector_ops})
         space.update(_vmax=simd.maximum, _vwhere=simd.where_positive)
         # cached on disk under a name per specialization (numba keys its cache by name, not by global values)
