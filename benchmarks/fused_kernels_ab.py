@@ -3,7 +3,7 @@ embedding backward (any model), recstack.nn.gemm's linear layers against plain `
 oneDNN's GEMMs against MKL's (padded to 8-float rows) in the linear layers and xDeepFM's CIN, and the
 compiled radix sort of a batch's row ids against ``torch.unique`` (row-sparse training, any model), and
 AutoInt's attention stack passing blocked activations between layers (and the last one straight into the
-logit) against layer-by-layer calls.
+logit) against layer-by-layer calls, and xDeepFM's fused CIN kernels against its chunked torch ops.
 
     .venv/bin/python benchmarks/fused_kernels_ab.py --model AutoInt --switch attention --batch-sizes 256 4096
     .venv/bin/python benchmarks/fused_kernels_ab.py --model DeepFM --switch embedding
@@ -11,6 +11,7 @@ logit) against layer-by-layer calls.
     .venv/bin/python benchmarks/fused_kernels_ab.py --model xDeepFM --switch onednn --batch-sizes 4096
     .venv/bin/python benchmarks/fused_kernels_ab.py --model AutoInt --switch unique --batch-sizes 4096
     .venv/bin/python benchmarks/fused_kernels_ab.py --model AutoInt --switch blocked --batch-sizes 4096
+    .venv/bin/python benchmarks/fused_kernels_ab.py --model xDeepFM --switch cin --batch-sizes 256 4096
 
 Same data and model shape as benchmarks/ranking_vs_deepctr.py. Each pair is two short ``fit`` calls on
 fresh rows, one with the kernel and one with torch's op-by-op path, in alternating order; the figure is
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -33,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from recstack.models.ranking import autoint
-from recstack.nn import embedding, gemm
+from recstack.nn import cin, embedding, gemm
 from recstack.nn.attention import InteractingLayer
 from recstack.nn.embedding import FusedTable
 
@@ -72,6 +74,8 @@ def switch(model, name: str, on: bool) -> None:
         gemm.onednn_available = _ONEDNN if on else (lambda: False)
     elif name == "blocked":
         autoint.interacting_logit = _STACK if on else _layer_by_layer
+    elif name == "cin":
+        os.environ[cin.FUSED_ENV] = "1" if on else "0"
     elif name == "unique":
         embedding.unique_inverse = _UNIQUE if on else (lambda index: torch.unique(index, return_inverse=True))
     else:
@@ -112,7 +116,7 @@ def measure(model, train: dict[str, np.ndarray], bs: int, name: str, pairs: int)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="AutoInt")
-    switches = ["attention", "embedding", "gemm", "onednn", "unique", "blocked"]
+    switches = ["attention", "embedding", "gemm", "onednn", "unique", "blocked", "cin"]
     parser.add_argument("--switch", choices=switches, default="attention")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[256, 4096])
     parser.add_argument("--rows", type=int, default=300_000)

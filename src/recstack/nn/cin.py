@@ -286,7 +286,9 @@ class CIN(nn.Module):
     ``split_half`` every layer but the last sends half of its maps on and half to the output, so
     ``featuremap_num = sum(layer_size[:-1]) // 2 + layer_size[-1]``; otherwise ``sum(layer_size)``.
     ``filters[k].weight`` is ``[layer_size[k], H_k * field_size]`` (product index ``h * field_size + m`` as in
-    DeepCTR-Torch's Conv1d); ``l2_reg`` applies to the filter weights.
+    DeepCTR-Torch's Conv1d); ``l2_reg`` applies to the filter weights. On float32 CPU tensors the eager
+    forward and backward (ReLU or no activation) run through ``recstack.nn.cin_kernels``, which never store
+    the outer products; ``RECSTACK_FUSED_CIN=0`` keeps the torch ops.
     """
 
     layer_size: list[int]
@@ -363,8 +365,9 @@ class CIN(nn.Module):
 
     @torch.jit.unused
     def _chunked(self, inputs: Tensor) -> Tensor:
-        """The forward through `_CINLayerFunction`: a ReLU (or no activation), the split and the pooling
-        fused into each layer; other activations run as torch ops on the layer's output."""
+        """The eager forward: through `cin_kernels` where `fused_applies` (ReLU or no activation), else through
+        `_CINLayerFunction`, a ReLU (or no activation), the split and the pooling fused into each layer, other
+        activations as torch ops on the layer's output."""
         b, f0, d = inputs.shape
         relu = type(self.activation) is nn.ReLU
         fused = relu or type(self.activation) is nn.Identity
