@@ -49,7 +49,8 @@ _OGW = 0  # [E, N] the weight gradient, per lane
 _SIZE = 0
 
 # Vector operations (numba intrinsics of recstack.nn.simd), bound per specialization in _kernels.
-_vload = _vstore = _vsplat = _vbroadcast = _vzeros = _vfma = _vadd = _vsub = _vmul = _vdiv = _vmax = _vexp = _vwhere = None
+_vload = _vstore = _vsplat = _vbroadcast = _vzeros = _vfma = None
+_vadd = _vsub = _vmul = _vdiv = _vmax = _vexp = _vwhere = None
 
 
 def _layout(fields: int, emb: int, heads: int) -> dict[str, int]:
