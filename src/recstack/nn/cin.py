@@ -199,7 +199,7 @@ class _FusedLayerFunction(torch.autograd.Function):
         op = _round_up(o, cin_kernels.OUTS)
         kp = _round_up(f * h, cin_kernels.KSTEP)
         wpad = weight.new_zeros(op, kp)  # product k = m * H_k + h, zero-padded to the kernels' tiles
-        wpad[:o, : f * h] = weight.detach().view(o, h, f).transpose(1, 2).reshape(o, f * h)
+        wpad[:o, : f * h] = weight.detach().reshape(o, h, f).transpose(1, 2).reshape(o, f * h)
         bpad = bias.new_zeros(op)
         bpad[:o] = bias.detach()
         wp = wpad.view(op // cin_kernels.OUTS, cin_kernels.OUTS, kp).transpose(1, 2).contiguous()
