@@ -378,13 +378,7 @@ class CIN(nn.Module):
         pooled: list[Tensor] = []
         last = len(self.filters) - 1
         for i, layer in enumerate(self.filters):
-            size = self.layer_size[i]
-            if i == last:
-                split, pool_from = 0, 0
-            elif self.split_half:
-                split, pool_from = size // 2, size // 2
-            else:
-                split, pool_from = size, 0
+            split, pool_from = self._split(i, last)
             if fused:
                 xk, part = _CINLayerFunction.apply(xk, x0, layer.weight, layer.bias, relu, split, pool_from, d)
                 pooled.append(part)
@@ -394,6 +388,16 @@ class CIN(nn.Module):
             pooled.append(out[:, pool_from:].reshape(b, d, -1).sum(1))
             xk = out[:, :split].contiguous()
         return torch.cat(pooled, 1)
+
+    @torch.jit.unused
+    def _split(self, i: int, last: int) -> tuple[int, int]:
+        """Layer ``i``'s ``(split, pool_from)``: its first ``split`` maps go on, those from ``pool_from`` are pooled."""
+        size = self.layer_size[i]
+        if i == last:
+            return 0, 0
+        if self.split_half:
+            return size // 2, size // 2
+        return size, 0
 
     @torch.jit.unused
     def _fused(self, inputs: Tensor, relu: bool) -> Tensor:
@@ -406,13 +410,7 @@ class CIN(nn.Module):
         pooled: list[Tensor] = []
         last = len(self.filters) - 1
         for i, layer in enumerate(self.filters):
-            size = self.layer_size[i]
-            if i == last:
-                split, pool_from = 0, 0
-            elif self.split_half:
-                split, pool_from = size // 2, size // 2
-            else:
-                split, pool_from = size, 0
+            split, pool_from = self._split(i, last)
             xk, part = _FusedLayerFunction.apply(xk, x0, layer.weight, layer.bias, relu, split, pool_from, d, rows)
             pooled.append(part)
         return torch.cat(pooled, 1)
