@@ -1,8 +1,11 @@
-"""Whether this process may use numba's parallel thread pool (shared by every numba kernel in recstack)."""
+"""numba kernels and threads: whether this process may use numba's parallel thread pool, and per-thread ranges."""
 
 from __future__ import annotations
 
 import os
+
+import numpy as np
+import torch
 
 _POOL_PID: int | None = None  # the process that first used numba's thread pool
 
@@ -18,3 +21,11 @@ def numba_pool_usable() -> bool:
     if _POOL_PID is None:
         _POOL_PID = pid
     return _POOL_PID == pid
+
+
+def thread_ranges(n: int, block: int) -> np.ndarray:
+    """Cuts ``[0, ..., n]`` splitting ``n`` items into one range per torch thread, on ``block`` boundaries
+    (int64; as many ranges as threads, or fewer when there are fewer blocks)."""
+    blocks = -(-n // block)
+    parts = max(1, min(torch.get_num_threads(), blocks))
+    return np.asarray([min(n, blocks * c // parts * block) for c in range(parts + 1)], dtype=np.int64)

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-from recstack.threads import numba_pool_usable
+from recstack.threads import numba_pool_usable, thread_ranges
 
 LANES = 8  # samples per block: one float32 AVX vector per row
 
@@ -48,7 +48,7 @@ _ODP = 0  # [F, N] projection gradients
 _OGW = 0  # [E, N] the weight gradient, per lane
 _SIZE = 0
 
-# Vector operations (numba intrinsics of recstack.nn.simd), bound per specialization in _kernels.
+# Vector operations (numba intrinsics of recstack.nn.simd), bound by simd.compile_kernels.
 _vload = _vstore = _vsplat = _vbroadcast = _vzeros = _vfma = None
 _vadd = _vsub = _vmul = _vdiv = _vmax = _vexp = _vwhere = None
 
@@ -365,39 +365,19 @@ def _kernels(fields: int, embedding_size: int, heads: int) -> tuple[Any, Any, An
     """
     key = (fields, embedding_size, heads)
     if key not in _KERNELS:
-        import types
-        import zlib
-        from pathlib import Path
-
-        import numba
-
         from recstack.nn import simd
 
-        # a copy of the module namespace per specialization: the kernels look each other and the constants up in it
-        space = dict(globals(), _prange=numba.prange, **_layout(fields, embedding_size, heads))
-        vector_ops = ("load", "store", "splat", "broadcast", "zeros", "fma", "add", "sub", "mul", "div", "exp")
-        space.update({f"_v{name}": getattr(simd, name) for name in vector_ops})
-        space.update(_vmax=simd.maximum, _vwhere=simd.where_positive)
-        # cached on disk under a name per specialization (numba keys its cache by name, not by global values)
-        # and per version of simd.py (numba checks only this file's timestamp)
-        simd_version = zlib.crc32(Path(simd.__file__).read_bytes())
-        tag = f"f{fields}_e{embedding_size}_h{heads}_v{LANES}_{simd_version:08x}"
-        for name in _KERNEL_NAMES + _PARALLEL_NAMES:
-            fn = globals()[name]
-            parallel = name in _PARALLEL_NAMES
-            copy = types.FunctionType(fn.__code__, space, name)
-            copy.__qualname__ = f"{name}_{tag}"
-            space[name] = numba.njit(nogil=True, fastmath=True, parallel=parallel, cache=True)(copy)
-        _KERNELS[key] = tuple(space[n] for n in _PARALLEL_NAMES + ("_forward_range", "_backward_range"))
+        # specialized on the layout's constants; cached on disk under a name per specialization
+        space = dict(globals(), **_layout(fields, embedding_size, heads))
+        tag = f"f{fields}_e{embedding_size}_h{heads}_v{LANES}"
+        compiled = simd.compile_kernels(space, _KERNEL_NAMES, _PARALLEL_NAMES, tag)
+        _KERNELS[key] = tuple(compiled[n] for n in _PARALLEL_NAMES + ("_forward_range", "_backward_range"))
     return _KERNELS[key]
 
 
 def _bounds(n: int) -> np.ndarray:
     """Split ``n`` samples into one range per thread, on ``LANES`` boundaries."""
-    blocks = -(-n // LANES)
-    parts = max(1, min(torch.get_num_threads(), blocks))
-    cuts = [min(n, (blocks * c // parts) * LANES) for c in range(parts + 1)]
-    return np.asarray(cuts, dtype=np.int64)
+    return thread_ranges(n, LANES)
 
 
 def supported(inputs: Tensor, weight: Tensor) -> bool:

@@ -12,7 +12,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from recstack.nn import cin_kernels, gemm
 from recstack.nn.core import activation_layer
-from recstack.threads import numba_pool_usable
+from recstack.threads import numba_pool_usable, thread_ranges
 
 FUSED_ENV = "RECSTACK_FUSED_CIN"  # "0": the torch ops (chunked outer products and GEMMs) instead of cin_kernels
 
@@ -162,15 +162,19 @@ def _round_up(n: int, step: int) -> int:
     return -(-n // step) * step
 
 
-def _bounds(rows: int) -> np.ndarray:
-    """Split ``rows`` (a multiple of ``cin_kernels.ROWS``) into one range per thread, on tile boundaries."""
-    tiles = rows // cin_kernels.ROWS
-    parts = max(1, min(torch.get_num_threads(), tiles))
-    return np.asarray([tiles * c // parts * cin_kernels.ROWS for c in range(parts + 1)], dtype=np.int64)
-
-
 def _flat(t: Tensor) -> np.ndarray:
     return t.detach().view(-1).numpy()
+
+
+def _run(kernel: str, *args: Any, rows: int) -> int:  # noqa: ANN401
+    """``cin_kernels``' ``kernel`` over ``rows`` rows, split over numba's threads where this process may use
+    them, else serially; returns the number of ranges (partial sums of the weight gradient)."""
+    bounds = thread_ranges(rows, cin_kernels.ROWS)
+    if len(bounds) > 2 and numba_pool_usable():
+        cin_kernels.kernels()[f"{kernel}_parallel"](*args, bounds)
+        return len(bounds) - 1
+    cin_kernels.kernels()[f"{kernel}_range"](*args, 0, rows)
+    return 1
 
 
 class _FusedLayerFunction(torch.autograd.Function):
@@ -204,13 +208,7 @@ class _FusedLayerFunction(torch.autograd.Function):
         bpad[:o] = bias.detach()
         wp = wpad.view(op // cin_kernels.OUTS, cin_kernels.OUTS, kp).transpose(1, 2).contiguous()
         out = xk.new_empty(op, rp)
-        arrays = (_flat(x0), _flat(xk), _flat(wp), _flat(bpad), _flat(out), rp, f, h, op, kp, relu)
-        bounds = _bounds(rp)
-        kernels = cin_kernels.kernels()
-        if len(bounds) > 2 and numba_pool_usable():
-            kernels["forward_parallel"](*arrays, bounds)
-        else:
-            kernels["forward_range"](*arrays, 0, rp)
+        _run("forward", _flat(x0), _flat(xk), _flat(wp), _flat(bpad), _flat(out), rp, f, h, op, kp, relu, rows=rp)
         pooled = out[pool_from:o, :rows].view(o - pool_from, d, rows // d).sum(1).t()
         ctx.save_for_backward(xk, x0, wpad, out)
         ctx.config = (relu, split, pool_from, d, rows, o)
@@ -224,38 +222,28 @@ class _FusedLayerFunction(torch.autograd.Function):
         f = x0.shape[0]
         op, kp = wpad.shape
         g = torch.empty_like(out)  # the gradient at the layer's output, zero in the padding
+        g[split:].zero_()
         if grad_next is None:
             g[:split].zero_()
         else:
-            g[:split].copy_(grad_next)
-        g[split:].zero_()
+            g[:split, :rows].copy_(grad_next[:, :rows])
+            g[:split, rows:].zero_()
         if grad_pooled is not None:
             g[pool_from:o, :rows].view(o - pool_from, d, rows // d).add_(grad_pooled.t().unsqueeze(1))
-        g[:, rows:].zero_()
         if relu:
             _relu_grad_(g, out)
         need_w, need_b = ctx.needs_input_grad[2:4]
         grad_b = g[:o, :rows].sum(1) if need_b else None
-        kernels = cin_kernels.kernels()
-        bounds = _bounds(rp)
-        parallel = len(bounds) > 2 and numba_pool_usable()
         grad_x0 = torch.empty_like(x0)
         grad_xk = torch.empty_like(xk)
         wt = wpad.view(op, kp // cin_kernels.OUTS, cin_kernels.OUTS).permute(1, 0, 2).contiguous()
-        arrays = (_flat(x0), _flat(xk), _flat(wt), _flat(g), _flat(grad_x0), _flat(grad_xk), rp, f, h, op, kp)
-        if parallel:
-            kernels["input_grads_parallel"](*arrays, bounds)
-        else:
-            kernels["input_grads_range"](*arrays, 0, rp)
+        sizes = (rp, f, h, op, kp)
+        _run("input_grads", _flat(x0), _flat(xk), _flat(wt), _flat(g), _flat(grad_x0), _flat(grad_xk), *sizes, rows=rp)
         grad_w = None
         if need_w:
-            parts = torch.zeros(len(bounds) - 1 if parallel else 1, op, kp)  # a partial sum per thread
-            arrays = (_flat(x0), _flat(xk), _flat(g), parts.view(parts.shape[0], -1).numpy(), rp, f, h, op, kp)
-            if parallel:
-                kernels["weight_grad_parallel"](*arrays, bounds)
-            else:
-                kernels["weight_grad_range"](*arrays[:3], arrays[3][0], *arrays[4:], 0, rp)
-            grad_w = parts.sum(0)[:o, : f * h].view(o, f, h).transpose(1, 2).reshape(o, h * f)
+            parts = torch.zeros(torch.get_num_threads(), op * kp)  # a partial sum per thread's range
+            used = _run("weight_grad", _flat(x0), _flat(xk), _flat(g), parts.numpy(), *sizes, rows=rp)
+            grad_w = parts[:used].sum(0).view(op, kp)[:o, : f * h].view(o, f, h).transpose(1, 2).reshape(o, h * f)
         return grad_xk, grad_x0, grad_w, grad_b, None, None, None, None, None
 
 

@@ -35,7 +35,7 @@ WKC = 48  # products per weight-gradient panel (192 KB in L2)
 
 _F32 = np.float32
 
-# Vector operations (numba intrinsics of recstack.nn.simd), bound in _kernels.
+# Vector operations (numba intrinsics of recstack.nn.simd), bound by simd.compile_kernels.
 _vload = _vstore = _vsplat = _vbroadcast = _vzeros = _vfma = _vmul = _vmax = _vhsum = None
 
 
@@ -192,7 +192,9 @@ def _input_grads_range(
 def _weight_grad_range(
     x0: Any, xk: Any, g: Any, dw: Any, rp: int, f: int, h: int, o: int, kp: int, lo: int, hi: int
 ) -> None:
-    """``dw[o, kp] += sum over rows lo:hi of g[:, r] z[:, r]^T``."""
+    """``dw[0]`` (``[o * kp]``) ``+= sum over rows lo:hi of g[:, r] z[:, r]^T``; ``dw`` holds one partial sum
+    per range of a parallel call, each range's kernel getting the rows from its own on."""
+    dw = dw[0]
     zp = np.empty(WKC * WROWS, _F32)
     k_real = f * h
     for rc in range(lo, hi, WROWS):
@@ -274,7 +276,7 @@ def _weight_grad_parallel(
     x0: Any, xk: Any, g: Any, dw: Any, rp: int, f: int, h: int, o: int, kp: int, bounds: Any
 ) -> None:
     for c in _prange(len(bounds) - 1):
-        _weight_grad_range(x0, xk, g, dw[c], rp, f, h, o, kp, bounds[c], bounds[c + 1])
+        _weight_grad_range(x0, xk, g, dw[c:], rp, f, h, o, kp, bounds[c], bounds[c + 1])
 
 
 _prange = range
@@ -287,26 +289,8 @@ def kernels() -> dict[str, Any]:
     """The compiled kernels by name (``forward``, ``input_grads``, ``weight_grad``, each ``_range`` and
     ``_parallel``), compiled on first use and cached on disk."""
     if not _KERNELS:
-        import types
-        import zlib
-        from pathlib import Path
-
-        import numba
-
         from recstack.nn import simd
 
-        space = dict(globals(), _prange=numba.prange)
-        vector_ops = ("load", "store", "splat", "broadcast", "zeros", "fma", "mul", "hsum")
-        space.update({f"_v{name}": getattr(simd, name) for name in vector_ops})
-        space.update(_vmax=simd.maximum)
-        # numba checks only this file's timestamp for its disk cache: the name carries simd.py's version
-        tag = f"{zlib.crc32(Path(simd.__file__).read_bytes()):08x}"
-        compiled = {}
-        for name in _RANGE_NAMES + _PARALLEL_NAMES:
-            copy = types.FunctionType(globals()[name].__code__, space, name)
-            copy.__qualname__ = f"{name}_{tag}"
-            parallel = name in _PARALLEL_NAMES
-            space[name] = numba.njit(nogil=True, fastmath=True, parallel=parallel, cache=True)(copy)
-            compiled[name.strip("_")] = space[name]
-        _KERNELS.update(compiled)
+        compiled = simd.compile_kernels(globals(), _RANGE_NAMES, _PARALLEL_NAMES)
+        _KERNELS.update({name.strip("_"): kernel for name, kernel in compiled.items()})
     return _KERNELS

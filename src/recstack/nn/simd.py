@@ -43,9 +43,20 @@ class _F32x8Model(models.PrimitiveModel):
         super().__init__(dmm, fe_type, _VEC)
 
 
-def _pointer(context: Any, builder: Any, array_type: Any, array: Any, index: Any) -> Any:
+def _element(context: Any, builder: Any, array_type: Any, array: Any, index: Any) -> Any:
     data = context.make_array(array_type)(context, builder, array).data
-    return builder.bitcast(builder.gep(data, [index]), _VEC.as_pointer())
+    return builder.gep(data, [index])
+
+
+def _pointer(context: Any, builder: Any, array_type: Any, array: Any, index: Any) -> Any:
+    return builder.bitcast(_element(context, builder, array_type, array, index), _VEC.as_pointer())
+
+
+def _splat(builder: Any, scalar: Any) -> Any:
+    """IR for a vector of eight copies of the float ``scalar``."""
+    one = builder.insert_element(ir.Constant(_VEC, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+    mask = ir.Constant(ir.VectorType(ir.IntType(32), WIDTH), [0] * WIDTH)
+    return builder.shuffle_vector(one, ir.Constant(_VEC, ir.Undefined), mask)
 
 
 def _check_array(array: Any) -> None:
@@ -84,10 +95,7 @@ def splat(typingctx: Any, value: Any) -> Any:
     """A vector of eight copies of the float32 ``value``."""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        scalar = context.cast(builder, args[0], signature.args[0], types.float32)
-        one = builder.insert_element(ir.Constant(_VEC, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), WIDTH), [0] * WIDTH)
-        return builder.shuffle_vector(one, ir.Constant(_VEC, ir.Undefined), mask)
+        return _splat(builder, context.cast(builder, args[0], signature.args[0], types.float32))
 
     return f32x8(value), codegen
 
@@ -100,11 +108,8 @@ def broadcast(typingctx: Any, array: Any, index: Any) -> Any:
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         index = context.cast(builder, args[1], signature.args[1], types.intp)
-        data = context.make_array(signature.args[0])(context, builder, args[0]).data
-        scalar = builder.load(builder.gep(data, [index]), align=4)
-        one = builder.insert_element(ir.Constant(_VEC, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), WIDTH), [0] * WIDTH)
-        return builder.shuffle_vector(one, ir.Constant(_VEC, ir.Undefined), mask)
+        element = _element(context, builder, signature.args[0], args[0], index)
+        return _splat(builder, builder.load(element, align=4))
 
     return f32x8(array, index), codegen
 
@@ -216,3 +221,33 @@ def exp(typingctx: Any, x: Any) -> Any:
         return builder.fmul(p, two_k, flags=fast)
 
     return f32x8(f32x8), codegen
+
+
+def compile_kernels(
+    namespace: dict[str, Any], names: tuple[str, ...], parallel: tuple[str, ...], tag: str = ""
+) -> dict[str, Any]:
+    """numba-compiled copies of a kernel module's functions ``names + parallel``, by name.
+
+    The copies run in a copy of ``namespace`` (a module's globals, plus any constants to specialize on) in
+    which the ``_v<op>`` names are this module's intrinsics (``_vmax`` is ``maximum``, ``_vwhere``
+    ``where_positive``) and ``_prange`` is ``numba.prange``; the kernels call each other through it. Those in
+    ``parallel`` compile with ``parallel=True``. All are cached on disk under names carrying ``tag`` and
+    this file's version: numba keys its cache by function name and checks only the kernel file's timestamp.
+    """
+    import types as pytypes
+    import zlib
+    from pathlib import Path
+
+    import numba
+
+    ops = {f"_v{name}": globals()[name] for name in _VECTOR_OPS}
+    space = dict(namespace, _prange=numba.prange, _vmax=maximum, _vwhere=where_positive, **ops)
+    version = f"{zlib.crc32(Path(__file__).read_bytes()):08x}"
+    for name in names + parallel:
+        copy = pytypes.FunctionType(namespace[name].__code__, space, name)
+        copy.__qualname__ = f"{name}_{tag}_{version}" if tag else f"{name}_{version}"
+        space[name] = numba.njit(nogil=True, fastmath=True, parallel=name in parallel, cache=True)(copy)
+    return {name: space[name] for name in names + parallel}
+
+
+_VECTOR_OPS = ("load", "store", "splat", "broadcast", "zeros", "fma", "add", "sub", "mul", "div", "exp", "hsum")
