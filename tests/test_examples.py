@@ -2,6 +2,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from artifacts import current
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,7 +39,7 @@ def test_demo_runs_and_reloads_identically(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "identical batch = True" in out.stdout
-    assert (tmp_path / "pipe" / "pipeline.json").is_file()
+    assert (current(tmp_path / "pipe") / "pipeline.json").is_file()
 
 
 def test_ranking_example_runs_and_exports(tmp_path):
@@ -74,7 +76,7 @@ def test_short_video_v1_example_end_to_end(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "-> (2, 48) torch.float32" in out.stdout
-    for name in ("user_tower.pt", "item_embeddings.parquet", "index/index.json", "pipeline/pipeline.json"):
+    for name in ("user_tower.pt", "item_embeddings.parquet", "index/manifest.json", "pipeline/manifest.json"):
         assert (tmp_path / name).is_file(), name
     import json
 

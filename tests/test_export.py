@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from recstack.errors import SchemaError
+from recstack.errors import IntegrityError, SchemaError
 from recstack.export import (
     export_item_embeddings,
     export_item_tower,
@@ -138,5 +138,5 @@ def test_item_tower_export_and_errors(trained, tmp_path):
         export_user_tower(torch.nn.Linear(2, 2), pipe, tmp_path / "x.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a model")
-    with pytest.raises(SchemaError, match="not a TorchScript file"):
+    with pytest.raises(IntegrityError, match="bad.pt: not a readable TorchScript tower"):
         read_tower_metadata(bad)

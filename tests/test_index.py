@@ -12,8 +12,17 @@ import numpy as np
 import pytest
 import torch
 
+from artifacts import current, reseal
 from recstack.data import make_clustered_vectors, make_noisy_queries
-from recstack.errors import FormatVersionError, MissingDependencyError, NotFittedError, SchemaError
+from recstack.errors import (
+    ArtifactError,
+    FormatVersionError,
+    IntegrityError,
+    MissingDependencyError,
+    NotFittedError,
+    OverwriteError,
+    SchemaError,
+)
 from recstack.index import BACKENDS, Index, available_backends, build_index, load_index
 
 ANN_BACKENDS = ("faiss", "scann", "hnswlib")
@@ -218,7 +227,7 @@ def test_save_load_round_trip(tmp_path, backend, params, metric):
     index = build_index(x, ids=ids, metric=metric, backend=backend, **params)
     before = index.search(q, 20)
     index.save(tmp_path / "idx")
-    meta = json.loads((tmp_path / "idx" / "index.json").read_text())
+    meta = json.loads((current(tmp_path / "idx") / "index.json").read_text())
     assert meta["format"] == "recstack.Index" and meta["format_version"] == 1
     assert (meta["backend"], meta["metric"], meta["dim"], meta["count"]) == (backend, metric, 16, 3000)
     loaded = load_index(tmp_path / "idx")
@@ -258,20 +267,22 @@ def test_save_refuses_to_replace_other_things(tmp_path, small):
     index = build_index(x, backend="exact")
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "keep.txt").write_text("mine")
-    with pytest.raises(SchemaError, match="without index.json"):
+    with pytest.raises(OverwriteError, match=r"notes: it is a non-empty directory that holds no saved recstack\.Index"):
         index.save(tmp_path / "notes")
     assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
     (tmp_path / "file").write_text("x")
-    with pytest.raises(SchemaError, match="not a directory"):
+    with pytest.raises(OverwriteError, match="it is a file"):
         index.save(tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "x"
 
 
 def test_format_version_mismatch(tmp_path, small):
     build_index(small[0], backend="exact").save(tmp_path / "idx")
-    meta_path = tmp_path / "idx" / "index.json"
+    meta_path = current(tmp_path / "idx") / "index.json"
     meta = json.loads(meta_path.read_text())
     meta["format_version"] = 2
     meta_path.write_text(json.dumps(meta))
+    reseal(tmp_path / "idx")
     with pytest.raises(FormatVersionError, match="format_version 2"):
         load_index(tmp_path / "idx")
 
@@ -296,30 +307,36 @@ def test_format_version_mismatch(tmp_path, small):
 def test_missing_or_corrupt_file_names_it(tmp_path, small, backend, name, damage):
     build_index(small[0], backend=backend).save(tmp_path / "idx")
     expected = "scann" if name == "scann/dataset.npy" else os.path.basename(name)  # ScaNN names its directory
-    path = tmp_path / "idx" / name
+    path = current(tmp_path / "idx") / name
     if damage == "delete":
         path.unlink()
     elif damage == "garbage":
         path.write_bytes(b"\x00not what it should be")
     else:
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(IntegrityError, match=os.path.basename(name).replace(".", r"\.")):
+        load_index(tmp_path / "idx")
+    reseal(tmp_path / "idx")  # a damaged file that the manifest vouches for is still refused by the backend
     with pytest.raises(SchemaError, match=expected.replace(".", r"\.")):
         load_index(tmp_path / "idx")
 
 
 def test_load_errors(tmp_path, small):
-    with pytest.raises(SchemaError, match="does not exist"):
+    with pytest.raises(ArtifactError, match="does not exist"):
         load_index(tmp_path / "nothing")
     build_index(small[0], backend="exact").save(tmp_path / "idx")
-    meta_path = tmp_path / "idx" / "index.json"
+    meta_path = current(tmp_path / "idx") / "index.json"
     meta = json.loads(meta_path.read_text())
     meta_path.write_text(json.dumps({**meta, "backend": "annoy"}))
+    reseal(tmp_path / "idx")
     with pytest.raises(SchemaError, match="unknown index backend 'annoy'"):
         load_index(tmp_path / "idx")
     meta_path.write_text(json.dumps({**meta, "count": 5}))
+    reseal(tmp_path / "idx")
     with pytest.raises(SchemaError, match="ids.npy"):
         load_index(tmp_path / "idx")
     meta_path.write_text(json.dumps(meta))
+    reseal(tmp_path / "idx")
     if "hnswlib" in AVAILABLE:
         with pytest.raises(SchemaError, match="use load_index"):
             BACKENDS["hnswlib"].load(tmp_path / "idx")

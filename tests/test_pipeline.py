@@ -6,7 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from recstack.errors import FormatVersionError, LabelError, NotFittedError, SchemaError
+from artifacts import current, reseal
+from recstack.errors import ArtifactError, FormatVersionError, IntegrityError, LabelError, NotFittedError, SchemaError
 from recstack.features import (
     OOV_ID,
     DenseFeat,
@@ -192,7 +193,7 @@ def test_save_load_round_trip_transforms_identically(tmp_path):
     assert pipe.partial_fit(more) == loaded.partial_fit(more)
     np.testing.assert_array_equal(pipe.transform(more)["hist"], loaded.transform(more)["hist"])
     assert not list(tmp_path.glob(".pipe.*")), "temporary directories left behind"
-    saved = json.loads((tmp_path / "pipe" / "pipeline.json").read_text())
+    saved = json.loads((current(tmp_path / "pipe") / "pipeline.json").read_text())
     assert saved["format_version"] == 1
 
 
@@ -200,7 +201,7 @@ def test_save_overwrites_atomically_and_keeps_old_on_failure(tmp_path, monkeypat
     df = _frame()
     pipe = FeaturePipeline(_columns()).fit(df)
     pipe.save(tmp_path / "p")
-    before = (tmp_path / "p" / "pipeline.json").read_text()
+    before = (current(tmp_path / "p") / "pipeline.json").read_text()
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
@@ -208,20 +209,24 @@ def test_save_overwrites_atomically_and_keeps_old_on_failure(tmp_path, monkeypat
     monkeypatch.setattr(np, "save", boom)
     with pytest.raises(OSError, match="disk full"):
         pipe.save(tmp_path / "p")
-    assert (tmp_path / "p" / "pipeline.json").read_text() == before
+    assert (current(tmp_path / "p") / "pipeline.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
+    assert len(list((tmp_path / "p").iterdir())) == 2, "the failed save left files behind"
 
 
 def test_load_rejects_other_versions_naming_the_file(tmp_path):
     pipe = FeaturePipeline([DenseFeat("watch")]).fit(_frame())
     pipe.save(tmp_path / "p")
-    cfg_path = tmp_path / "p" / "pipeline.json"
+    cfg_path = current(tmp_path / "p") / "pipeline.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["format_version"] = 99
     cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(IntegrityError, match=r"pipeline\.json: \d+ bytes, the manifest says \d+"):
+        FeaturePipeline.load(tmp_path / "p")
+    reseal(tmp_path / "p")  # as if a later recstack had written it
     with pytest.raises(FormatVersionError, match=r"pipeline\.json.*format_version 99"):
         FeaturePipeline.load(tmp_path / "p")
-    with pytest.raises(FormatVersionError, match="not found"):
+    with pytest.raises(ArtifactError, match="does not exist"):
         FeaturePipeline.load(tmp_path / "nothing")
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from recstack.errors import SchemaError
+from recstack.errors import ArgumentError, SchemaError
 from recstack.export import export_item_embeddings, export_user_tower, read_item_embeddings, serving_batch
 from recstack.features import hash_values
 from recstack.index import build_index
@@ -72,7 +72,7 @@ def test_errors(artifacts, tmp_path):
     with pytest.raises(SchemaError, match="missing user_tower.pt"):
         Retriever.from_dir(tmp_path)
     retriever = Retriever.from_dir(out)
-    with pytest.raises(SchemaError, match="k must be"):
+    with pytest.raises(ArgumentError, match="k must be"):
         retriever.recommend(df.head(2), k=0)
-    with pytest.raises(SchemaError, match="2 users"):
+    with pytest.raises(ArgumentError, match="2 users"):
         retriever.recommend(df.head(2), k=3, exclude=[[1]])

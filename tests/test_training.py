@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from recstack.errors import FormatVersionError, LabelError, SchemaError
+from recstack.errors import FormatVersionError, IntegrityError, LabelError, SchemaError
 from recstack.features import DenseFeat, SparseFeat, VarLenSparseFeat, hash_values
 from recstack.metrics import log_loss, roc_auc_score
 from recstack.models import WDL, DeepFM
@@ -162,7 +162,7 @@ def test_checkpoint_save_best_only_and_bad_files(tmp_path):
     weights = torch.load(tmp_path / "best.pt")
     assert set(weights) == set(model.state_dict())
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(FormatVersionError, match="junk.pt"):
+    with pytest.raises(IntegrityError, match="junk.pt: cannot read checkpoint"):
         model.load_checkpoint(str(tmp_path / "junk.pt"))
     with pytest.raises(FormatVersionError, match="not a recstack checkpoint"):
         model.load_checkpoint(str(tmp_path / "best.pt"))

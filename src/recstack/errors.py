@@ -15,12 +15,44 @@ class LabelError(RecstackError, ValueError):
     """A label column holds values a loss cannot use (NaN, inf, wrong shape)."""
 
 
-class FormatVersionError(RecstackError, ValueError):
+class ArtifactError(RecstackError, ValueError):
+    """A path does not hold a readable saved artifact of the kind asked for (missing, another kind, unreadable)."""
+
+
+class FormatVersionError(ArtifactError):
     """A saved artifact was written by an incompatible version of recstack."""
 
 
 class NotFittedError(RecstackError, ValueError):
     """A transform was asked of something that has not been fitted yet."""
+
+
+class ArgumentError(RecstackError, ValueError):
+    """A function argument has a value it cannot use (``batch_size=0``, ``validation_split=1.5``, ``k='10'``)."""
+
+
+class LogKeyError(ArgumentError, KeyError):
+    """A callback names a log key (``monitor``, a ``{key}`` of a checkpoint file pattern) no epoch will log."""
+
+
+class IntegrityError(ArtifactError):
+    """A saved file is damaged: its size or sha256 differs from the manifest, or it holds non-finite vectors."""
+
+
+class OverwriteError(RecstackError, FileExistsError):
+    """A save would replace something that is not an earlier save of the same kind (a data folder, a file)."""
+
+
+class CheckpointMismatchError(ArtifactError):
+    """A checkpoint was written by another model class, parameter layout or optimizer than the one loading it."""
+
+
+class RecstackWarning(UserWarning):
+    """Base class of recstack's warnings: a result is usable but probably not what was meant."""
+
+
+class DataWarning(RecstackWarning):
+    """Input data looks wrong (every id unknown to the vocabulary, missing features imputed)."""
 
 
 class MissingDependencyError(RecstackError, ImportError):

@@ -6,8 +6,10 @@ column names (seed 000) and the error messages are the same for the pipeline, th
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +42,18 @@ def is_path_input(data: object) -> bool:
 
 
 def expand_paths(data: PathLike | Sequence[PathLike]) -> list[Path]:
-    """The data files named by a path, a directory (its Parquet/CSV files, sorted) or a list of them."""
+    """The data files named by a path, a glob pattern, a directory (its Parquet/CSV files, sorted) or a list of
+    them."""
     items = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     files: list[Path] = []
     for item in items:
         path = Path(item)
-        if path.is_dir():
+        if not path.exists() and _is_pattern(os.fspath(item)):
+            matched = sorted(glob.glob(os.fspath(item), recursive=True))
+            if not matched:
+                raise SchemaError(f"{item}: the pattern matches no files; expected Parquet or CSV file(s)")
+            files.extend(expand_paths(matched))
+        elif path.is_dir():
             found = sorted(p for p in path.iterdir() if _file_kind(p) is not None)
             if not found:
                 raise SchemaError(f"{path}: directory holds no Parquet or CSV files")
@@ -57,6 +65,10 @@ def expand_paths(data: PathLike | Sequence[PathLike]) -> list[Path]:
         else:
             files.append(path)
     return files
+
+
+def _is_pattern(path: str) -> bool:
+    return any(c in path for c in "*?[")
 
 
 def _file_kind(path: Path) -> str | None:
@@ -73,12 +85,32 @@ def _csv_options(path: Path) -> pacsv.ParseOptions:
     return pacsv.ParseOptions(delimiter=delimiter)
 
 
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn pyarrow's and the OS's errors while reading ``path`` into a `SchemaError` naming the file."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as err:
+        kind = "Parquet" if _file_kind(path) == "parquet" else "CSV"
+        reason = str(err).strip() or type(err).__name__
+        raise SchemaError(
+            f"{path}: cannot read this {kind} file ({reason}); expected a complete, valid {kind} file"
+        ) from err
+
+
 def file_columns(path: Path) -> list[str]:
     """Column names of a data file, as written."""
-    if _file_kind(path) == "parquet":
-        return list(pq.read_schema(path).names)
-    reader = pacsv.open_csv(path, parse_options=_csv_options(path))
-    return list(reader.schema.names)
+    with reading(path):
+        if _file_kind(path) == "parquet":
+            return list(pq.read_schema(path).names)
+        reader = pacsv.open_csv(path, parse_options=_csv_options(path))
+        return list(reader.schema.names)
+
+
+def num_row_groups(path: Path) -> int:
+    """Number of row groups of a Parquet file."""
+    with reading(path):
+        return pq.ParquetFile(path).num_row_groups
 
 
 def _select_lower(names: Sequence[str], wanted: Sequence[str] | None, lowercase: bool) -> list[str]:
@@ -100,42 +132,81 @@ def iter_file_batches(
 
     ``columns`` are the (lower-cased) names to read; ``parts`` restricts a Parquet file to those row groups.
     """
-    kind = _file_kind(path)
-    if kind == "parquet":
-        pf = pq.ParquetFile(path)
-        cols = _select_lower(pf.schema_arrow.names, columns, lowercase)
-        groups = list(range(pf.num_row_groups)) if parts is None else list(parts)
-        if not groups:
+    with reading(path):
+        if _file_kind(path) == "parquet":
+            pf = pq.ParquetFile(path, page_checksum_verification=True)  # checks pages written with a CRC
+            cols = _select_lower(pf.schema_arrow.names, columns, lowercase)
+            groups = list(range(pf.num_row_groups)) if parts is None else list(parts)
+            if not groups:
+                return
+            for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=cols):
+                yield _rename(pa.Table.from_batches([batch]), lowercase)
             return
-        for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=cols):
-            yield _rename(pa.Table.from_batches([batch]), lowercase)
-    else:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=1 << 24),
-            parse_options=_csv_options(path),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=None
-                if columns is None
-                else _select_lower(file_columns(path), columns, lowercase),
-                strings_can_be_null=True,  # an empty field is a null, as pandas.read_csv reads it
-            ),
-        )
+        reader = _open_csv(path, columns, lowercase)
+        row = 0
         for batch in reader:
             table = pa.Table.from_batches([batch])
+            _check_csv_text(table, path, row)
+            row += table.num_rows
             for start in range(0, table.num_rows, batch_rows):
                 yield _rename(table.slice(start, batch_rows), lowercase)
+
+
+def _open_csv(path: Path, columns: Sequence[str] | None, lowercase: bool) -> pacsv.CSVStreamingReader:
+    return pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=1 << 24),
+        parse_options=_csv_options(path),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=None if columns is None else _select_lower(file_columns(path), columns, lowercase),
+            strings_can_be_null=True,  # an empty field is a null, as pandas.read_csv reads it
+        ),
+    )
+
+
+def _check_csv_text(table: pa.Table, path: Path, first_row: int) -> None:
+    """A CSV column that is not valid UTF-8 comes back as binary: raise naming it and its first bad row."""
+    for name, col in zip(table.column_names, table.columns):
+        if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
+            continue
+        values = col.to_pylist()
+        row = next((i for i, v in enumerate(values) if v is not None and not _is_utf8(v)), 0)
+        raise SchemaError(
+            f"{path}: column {name!r} is not valid UTF-8 text (row {first_row + row} holds {values[row]!r}); "
+            "expected a UTF-8 encoded CSV file"
+        )
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _empty_table(path: Path, columns: Sequence[str] | None, lowercase: bool) -> pa.Table:
+    """The (selected) columns of a file that holds no rows, with no rows."""
+    with reading(path):
+        if _file_kind(path) == "parquet":
+            schema = pq.read_schema(path)
+        else:
+            schema = _open_csv(path, columns, lowercase).schema
+    names = _select_lower(schema.names, columns, lowercase)
+    return _rename(pa.Table.from_batches([], schema=pa.schema([schema.field(n) for n in names])), lowercase)
 
 
 def read_files(
     paths: Sequence[Path], columns: Sequence[str] | None = None, lowercase: bool = True
 ) -> pa.Table:
-    """Read whole files into one Arrow table (names lower-cased)."""
+    """Read whole files into one Arrow table (names lower-cased); files without rows give an empty table."""
     tables = [
         t for p in paths for t in iter_file_batches(p, columns, batch_rows=1 << 30, lowercase=lowercase)
     ]
     if not tables:
-        raise SchemaError(f"{', '.join(map(str, paths))}: no rows")
+        if not paths:
+            raise SchemaError("no files to read; expected Parquet or CSV file(s)")
+        return _empty_table(paths[0], columns, lowercase)
     return pa.concat_tables(tables, promote_options="default")
 
 
@@ -146,8 +217,14 @@ def _rename(table: pa.Table, lowercase: bool) -> pa.Table:
 class Columns:
     """Named columns of one in-memory table, looked up by (lower-cased) name with clear errors."""
 
-    def __init__(self, data: TableLike, lowercase: bool = True, columns: Sequence[str] | None = None) -> None:
-        self.source = _describe(data)
+    def __init__(
+        self,
+        data: TableLike,
+        lowercase: bool = True,
+        columns: Sequence[str] | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.source = source or _describe(data)
         if is_path_input(data):
             data = read_files(expand_paths(data), columns, lowercase)  # type: ignore[arg-type]
         raw: dict[str, Column]
@@ -202,18 +279,60 @@ def _length(col: Column) -> int:
     return len(col)
 
 
-def to_arrow(col: Column) -> pa.Array:
-    """One Arrow array (chunks combined) for any column kind; mixed Python objects become strings."""
+def to_arrow(col: Column, where: str = "column") -> pa.Array:
+    """One Arrow array (chunks combined) for any column kind; mixed Python objects become strings.
+
+    A string that is not valid Unicode (a lone surrogate such as ``"\\ud800"``) raises `SchemaError`
+    naming ``where`` and the row.
+    """
     if isinstance(col, pa.Array):
         return col
     try:
-        arr = col if isinstance(col, pa.ChunkedArray) else pa.array(col, from_pandas=True)
-        if isinstance(arr, pa.ChunkedArray):  # pandas columns over chunked Arrow data come back chunked
-            arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-        return arr
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        values = col.tolist() if hasattr(col, "tolist") else list(col)
-        return pa.array([None if _is_null(v) else str(v) for v in values], type=pa.string())
+        try:
+            arr = col if isinstance(col, pa.ChunkedArray) else pa.array(col, from_pandas=True)
+            if isinstance(arr, pa.ChunkedArray):  # pandas columns over chunked Arrow data come back chunked
+                arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+            return arr
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            values = col.tolist() if hasattr(col, "tolist") else list(col)
+            return pa.array([None if _is_null(v) else str(v) for v in values], type=pa.string())
+    except UnicodeEncodeError:
+        raise _invalid_text_error(col, where) from None
+
+
+def _invalid_text_error(values: Any, where: str) -> SchemaError:
+    """The `SchemaError` for a column holding a string that cannot be encoded as UTF-8 (a lone surrogate),
+    naming its first such row and value."""
+    found = _first_invalid_text(values)
+    at = f"row {found[0]} holds {found[1]!r}, which" if found else "a value"
+    return SchemaError(
+        f"{where}: {at} is not valid Unicode (a lone surrogate cannot be encoded as UTF-8); "
+        "strings must be valid Unicode"
+    )
+
+
+def _first_invalid_text(values: Any) -> tuple[int, str] | None:
+    """Row and value of the first string (also inside list rows) that cannot be encoded as UTF-8, if any."""
+    items = values.tolist() if hasattr(values, "tolist") else list(values)
+    for row, value in enumerate(items):
+        inner = value if isinstance(value, (list, tuple)) else (value,)
+        for v in inner:
+            if isinstance(v, str) and not _encodes(v):
+                return row, v
+    return None
+
+
+def _encodes(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def located(err: Exception, where: str) -> Exception:
+    """A copy of ``err`` (a recstack error) with ``where`` (a file, say) in front of its message."""
+    return type(err)(f"{where}: {err}")
 
 
 def _is_null(v: object) -> bool:
@@ -231,24 +350,38 @@ def to_float(col: Column, where: str) -> np.ndarray:
     if isinstance(col, pd.Series):
         if pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_numeric_dtype(col.dtype):
             return col.to_numpy(dtype=np.float64, na_value=np.nan)
-        if col.dtype == object:
-            converted = pd.to_numeric(col, errors="coerce")
-            bad = converted.isna() & col.notna()
-            if not bad.any():
-                return converted.to_numpy(dtype=np.float64, na_value=np.nan)
-            raise SchemaError(
-                f"{where}: expected a numeric column, found non-numeric value {col[bad].iloc[0]!r} "
-                f"at row {int(np.flatnonzero(bad.to_numpy())[0])}"
-            )
+        if col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
+            return _parse_numeric(col, where)
         raise SchemaError(f"{where}: expected a numeric column, got dtype {col.dtype}")
     if isinstance(col, np.ndarray) and col.dtype.kind in "biuf":
         if col.ndim != 1:
             raise SchemaError(f"{where}: expected a 1-D column, got shape {col.shape}")
         return col.astype(np.float64, copy=False)
-    arr = to_arrow(col)
+    arr = to_arrow(col, where)
+    if pa.types.is_null(arr.type):
+        return np.full(len(arr), np.nan)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_string_view(arr.type):
+        return _parse_numeric(arr.to_pandas(), where)
     if not _is_numeric_arrow(arr.type):
         raise SchemaError(f"{where}: expected a numeric column, got Arrow type {arr.type}")
     return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _parse_numeric(col: pd.Series, where: str) -> np.ndarray:
+    """Numbers held as text or Python objects as float64, or a `SchemaError` naming the first non-number."""
+    try:
+        converted = pd.to_numeric(col, errors="coerce")
+    except (TypeError, ValueError):  # values pandas cannot even try (lists, dicts...)
+        converted = pd.Series(np.nan, index=col.index)
+    bad = converted.isna() & col.notna()
+    if not bad.any():
+        return converted.to_numpy(dtype=np.float64, na_value=np.nan)
+    raise SchemaError(
+        f"{where}: expected a numeric column, found non-numeric value {col[bad].iloc[0]!r} "
+        f"at row {int(np.flatnonzero(bad.to_numpy())[0])}"
+    )
 
 
 def to_float_matrix(col: Column, dimension: int, where: str) -> np.ndarray:
@@ -259,7 +392,9 @@ def to_float_matrix(col: Column, dimension: int, where: str) -> np.ndarray:
                 f"{where}: expected numeric shape [N, {dimension}], got {col.dtype} {col.shape}"
             )
         return col.astype(np.float64, copy=False)
-    arr = to_arrow(col)
+    arr = to_arrow(col, where)
+    if pa.types.is_null(arr.type):  # no rows, or every row null
+        arr = arr.cast(pa.list_(pa.float64()))
     if not (
         pa.types.is_list(arr.type)
         or pa.types.is_large_list(arr.type)
@@ -280,7 +415,7 @@ def to_float_matrix(col: Column, dimension: int, where: str) -> np.ndarray:
 
 def to_list_array(col: Column, sep: str, where: str) -> pa.Array:
     """A sequence column as an Arrow list array: lists stay lists, strings are split on ``sep``."""
-    arr = to_arrow(col)
+    arr = to_arrow(col, where)
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
     if (

@@ -16,14 +16,17 @@ import pandas as pd
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from recstack.errors import SchemaError
+from recstack.errors import ArgumentError, LabelError, SchemaError
 from recstack.features.pipeline import FeaturePipeline
 from recstack.tables import (
     TableLike,
     check_labels,
     expand_paths,
     file_columns,
+    is_path_input,
     iter_file_batches,
+    located,
+    num_row_groups,
     to_float,
 )
 
@@ -52,6 +55,13 @@ def to_tensors(batch: Mapping[str, np.ndarray]) -> TensorBatch:
     return out
 
 
+def _check_counts(owner: str, minimum: int, **values: object) -> None:
+    """Each named argument must be an int >= ``minimum``, or `ArgumentError` names it."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ArgumentError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
+
+
 def _worker_share() -> tuple[int, int]:
     info = get_worker_info()
     return (0, 1) if info is None else (info.id, info.num_workers)
@@ -77,8 +87,11 @@ class DataFrameDataset(IterableDataset):
         drop_last: bool = False,
         seed: int = 0,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        _check_counts("DataFrameDataset", 1, batch_size=batch_size)
+        if pipeline is not None and not isinstance(pipeline, FeaturePipeline):
+            raise SchemaError(
+                f"DataFrameDataset: pipeline must be a FeaturePipeline or None, got {type(pipeline).__name__}"
+            )
         self.label_names = _label_list(label_columns, pipeline)
         self.weight_name = weight_column or (pipeline.weight_column if pipeline is not None else None)
         if pipeline is not None:
@@ -171,8 +184,17 @@ class IterableDataFrameDataset(IterableDataset):
         drop_last: bool = False,
         seed: int = 0,
     ) -> None:
-        if batch_size < 1 or chunk_rows < 1 or shuffle_buffer < 0:
-            raise ValueError("batch_size and chunk_rows must be >= 1 and shuffle_buffer >= 0")
+        _check_counts("IterableDataFrameDataset", 1, batch_size=batch_size, chunk_rows=chunk_rows)
+        _check_counts("IterableDataFrameDataset", 0, shuffle_buffer=shuffle_buffer)
+        if not is_path_input(paths):
+            raise SchemaError(
+                "IterableDataFrameDataset streams Parquet/CSV files: paths must be a file, a directory, a glob "
+                f"pattern or a list of them, got {_describe_type(paths)}; for in-memory data use DataFrameDataset"
+            )
+        if not isinstance(pipeline, FeaturePipeline):
+            raise SchemaError(
+                f"IterableDataFrameDataset: pipeline must be a fitted FeaturePipeline, got {type(pipeline).__name__}"
+            )
         if not pipeline.fitted:
             raise SchemaError("IterableDataFrameDataset needs a fitted FeaturePipeline")
         self.files = expand_paths(paths)
@@ -198,36 +220,41 @@ class IterableDataFrameDataset(IterableDataset):
 
     def _units(self) -> list[tuple[int, int | None]]:
         """(file index, Parquet row group or None for a whole CSV file)."""
-        import pyarrow.parquet as pq
-
         units: list[tuple[int, int | None]] = []
         for i, path in enumerate(self.files):
             if path.name.lower().endswith((".parquet", ".pq", ".parq")):
-                units.extend((i, g) for g in range(pq.ParquetFile(path).num_row_groups))
+                units.extend((i, g) for g in range(num_row_groups(path)))
             else:
                 units.append((i, None))
         return units
 
-    def _tables(self, worker: int, n_workers: int) -> Iterator[Any]:
+    def _tables(self, worker: int, n_workers: int) -> Iterator[tuple[Any, Any]]:
+        """(file, table) for this worker's share of the chunks."""
         units = self._units()
         parquet_units = [u for u in units if u[1] is not None]
         for k, (i, group) in enumerate(parquet_units):
             if k % n_workers == worker:
-                yield from iter_file_batches(
+                for table in iter_file_batches(
                     self.files[i], self.columns, self.chunk_rows, self.pipeline.lowercase, parts=[group]
-                )
+                ):
+                    yield self.files[i], table
         for i, _ in (u for u in units if u[1] is None):
             batches = iter_file_batches(self.files[i], self.columns, self.chunk_rows, self.pipeline.lowercase)
             for k, table in enumerate(batches):
                 if k % n_workers == worker:
-                    yield table
+                    yield self.files[i], table
 
-    def _encode(self, table: Any) -> TensorBatch:
-        arrays = self.pipeline.transform(table)
-        for name in self.label_names + ([self.weight_name] if self.weight_name else []):
-            if name not in arrays:
-                col = table.column(name)
-                arrays[name] = check_labels(to_float(col, f"column {name!r}"), name)
+    def _encode(self, table: Any, path: Any) -> TensorBatch:
+        try:
+            arrays = self.pipeline.transform(table)
+            for name in self.label_names + ([self.weight_name] if self.weight_name else []):
+                if name not in arrays:
+                    col = table.column(name)
+                    arrays[name] = check_labels(to_float(col, f"column {name!r}"), name)
+        except (SchemaError, LabelError) as err:
+            if str(path) in str(err):
+                raise
+            raise located(err, str(path)) from err
         return to_tensors(arrays)
 
     def __iter__(self) -> Iterator[TensorBatch]:
@@ -237,10 +264,10 @@ class IterableDataFrameDataset(IterableDataset):
         pending: list[TensorBatch] = []
         pending_rows = 0
         capacity = max(self.shuffle_buffer, self.batch_size)
-        for table in self._tables(worker, n_workers):
+        for path, table in self._tables(worker, n_workers):
             if table.num_rows == 0:
                 continue
-            pending.append(self._encode(table))
+            pending.append(self._encode(table, path))
             pending_rows += table.num_rows
             if pending_rows >= capacity:
                 full = (pending_rows // self.batch_size) * self.batch_size
@@ -276,6 +303,14 @@ class IterableDataFrameDataset(IterableDataset):
                     yield _take(merged, order[start:stop])
 
         return batches(), rest
+
+
+def _describe_type(value: object) -> str:
+    if isinstance(value, pd.DataFrame):
+        return "a pandas DataFrame"
+    if isinstance(value, (list, tuple)) and not value:
+        return f"an empty {type(value).__name__}"
+    return type(value).__name__
 
 
 def _concat(batches: list[TensorBatch]) -> TensorBatch:

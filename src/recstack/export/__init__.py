@@ -3,7 +3,13 @@
 from recstack.export.embeddings import export_item_embeddings, read_item_embeddings, write_embeddings
 from recstack.export.inputs import ServingInputs
 from recstack.export.serving import serving_batch
-from recstack.export.towers import ExportedTower, export_item_tower, export_user_tower, read_tower_metadata
+from recstack.export.towers import (
+    ExportedTower,
+    export_item_tower,
+    export_user_tower,
+    load_tower,
+    read_tower_metadata,
+)
 
 __all__ = [
     "export_user_tower",
@@ -12,6 +18,7 @@ __all__ = [
     "read_item_embeddings",
     "write_embeddings",
     "read_tower_metadata",
+    "load_tower",
     "serving_batch",
     "ServingInputs",
     "ExportedTower",

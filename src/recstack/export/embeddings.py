@@ -12,8 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from torch import nn
 
-from recstack.atomic import atomic_file
-from recstack.errors import SchemaError
+from recstack.errors import ArtifactError, IntegrityError, SchemaError
+from recstack.storage.atomic import PARQUET_MAGIC, atomic_file, has_magic
+from recstack.storage.checks import check_finite_rows
+from recstack.storage.digest import tree_sha256
+
+DIGEST_KEY = "recstack.sha256"
 
 
 def export_item_embeddings(
@@ -55,20 +59,31 @@ def write_embeddings(ids: np.ndarray, vectors: np.ndarray, path: str | os.PathLi
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or len(vectors) != len(ids):
         raise SchemaError(f"vectors must be [N, D] with N = len(ids) = {len(ids)}, got {vectors.shape}")
+    if not np.isfinite(vectors).all():
+        row = int(np.flatnonzero(~np.isfinite(vectors).all(1))[0])
+        raise SchemaError(f"item embeddings: row {row} (item id {int(ids[row])}) holds NaN or inf")
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
     dim = vectors.shape[1]
     emb = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), type=pa.float32()), dim)
-    table = pa.table({"item_id": pa.array(np.asarray(ids, dtype=np.int64)), "embedding": emb})
-    with atomic_file(path) as tmp:
-        pq.write_table(table, tmp)
+    table = pa.table({"item_id": pa.array(ids), "embedding": emb})
+    table = table.replace_schema_metadata({DIGEST_KEY: _digest(ids, vectors)})
+    with atomic_file(path, "item embeddings file", accept=has_magic(PARQUET_MAGIC)) as tmp:
+        pq.write_table(table, tmp, write_page_checksum=True)
     return Path(path)
+
+
+def _digest(ids: np.ndarray, vectors: np.ndarray) -> str:
+    return tree_sha256([ids, vectors])
 
 
 def read_item_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """``(item_ids int64 [N], embeddings float32 [N, D])`` from a file written by `export_item_embeddings`."""
     try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise SchemaError(f"{path}: cannot read item embeddings Parquet ({exc})") from exc
+        table = pq.read_table(path, page_checksum_verification=True)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: no such item embeddings file") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise IntegrityError(f"{path}: cannot read item embeddings Parquet ({exc})") from None
     if "item_id" not in table.column_names or "embedding" not in table.column_names:
         raise SchemaError(f"{path}: expected columns item_id and embedding, found {table.column_names}")
     emb = table.column("embedding").combine_chunks()
@@ -78,4 +93,10 @@ def read_item_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
     flat = emb.flatten().to_numpy(zero_copy_only=False)
     vectors = np.require(flat, dtype=np.float32, requirements=["C", "W"]).reshape(-1, dim)  # writable for torch
     ids = np.require(table.column("item_id").to_numpy(), dtype=np.int64, requirements=["W"])
+    digest = (table.schema.metadata or {}).get(DIGEST_KEY.encode())
+    if digest is None:
+        raise ArtifactError(f"{path}: Parquet without recstack's sha256; write it with write_embeddings")
+    if digest.decode() != _digest(ids, vectors):
+        raise IntegrityError(f"{path}: item ids or embeddings differ from the recorded sha256 (the file is damaged)")
+    check_finite_rows(vectors, Path(path))
     return ids, vectors

@@ -6,6 +6,9 @@ rule (int64 ``[B, 1]``; ``recstack.features.hash_values(values, column)``), nume
 ``FeaturePipeline.transform`` does after hashing: vocabulary lookup (hashed ids pass through; the model
 reduces them into buckets), imputation of missing features and NaNs, quantile bins, and normalization.
 The result equals ``pipeline.transform`` on the raw table, so the exported tower equals the eager one.
+
+Refused with a ``ValueError`` naming the feature: hashed ids that are not int64 (a narrower integer has
+already lost bits of the 64-bit hash), infinite dense values, and feature columns of different lengths.
 """
 
 from collections.abc import Sequence
@@ -19,6 +22,27 @@ from recstack.features.columns import DenseFeat, Feature, SparseFeat, VarLenSpar
 from recstack.features.hashing import hash_values
 from recstack.features.pipeline import FeaturePipeline
 from recstack.features.vocab import FIRST_ID, OOV_ID
+
+
+def _num_rows(x: Tensor) -> int:
+    return x.shape[0] if x.dim() > 0 else 1
+
+
+def _dtype_name(x: Tensor) -> str:
+    """The dtype's name (TorchScript's ``str(dtype)`` is a number)."""
+    if x.dtype == torch.int32:
+        return "int32"
+    if x.dtype == torch.int16:
+        return "int16"
+    if x.dtype == torch.int8:
+        return "int8"
+    if x.dtype == torch.uint8:
+        return "uint8"
+    if x.dtype == torch.bool:
+        return "bool"
+    if x.is_floating_point():
+        return "a floating-point tensor"
+    return "a non-int64 dtype"
 
 
 class _Lookup(nn.Module):
@@ -55,9 +79,10 @@ class _Categorical(nn.Module):
     def forward(self, batch: dict[str, Tensor], out: dict[str, Tensor], rows: int, device: torch.device) -> None:
         if self.name in batch:
             x = batch[self.name]
-            if x.is_floating_point():
+            if x.dtype != torch.int64:
                 raise ValueError(
-                    "feature '" + self.name + "': expected int64 hashed ids ([B, 1]), got a floating-point tensor"
+                    "feature '" + self.name + "': expected int64 hashed ids ([B, 1]), got " + _dtype_name(x)
+                    + "; hashed ids are 64-bit and a narrower or floating-point type has lost part of the hash"
                 )
             if x.numel() != rows:
                 raise ValueError("feature '" + self.name + "': expected " + str(rows) + " values ([B, 1])")
@@ -108,6 +133,11 @@ class _Dense(nn.Module):
                     "feature '" + self.name + "': expected " + str(rows) + " x " + str(self.dim) + " numbers"
                 )
             x = x.reshape(rows, self.dim).to(torch.float64)
+            if bool(torch.isinf(x).any()):
+                raise ValueError(
+                    "feature '" + self.name + "': " + str(int(torch.isinf(x).sum())) + " infinite value(s); "
+                    + "expected finite numbers (NaN is imputed)"
+                )
             x = torch.where(torch.isnan(x), torch.full_like(x, self.fill), x)
         elif self.required:
             raise ValueError("missing required feature '" + self.name + "' (numbers, [B, " + str(self.dim) + "])")
@@ -129,9 +159,11 @@ class _Sequence(nn.Module):
     def forward(self, batch: dict[str, Tensor], out: dict[str, Tensor], rows: int, device: torch.device) -> None:
         if self.name in batch:
             keys = batch[self.name]
-            if keys.is_floating_point() or keys.dim() != 2 or keys.shape[0] != rows:
-                raise ValueError("feature '" + self.name + "': expected int64 hashed ids [B, maxlen]")
-            keys = keys.long()
+            if keys.dtype != torch.int64 or keys.dim() != 2 or keys.shape[0] != rows:
+                raise ValueError(
+                    "feature '" + self.name + "': expected int64 hashed ids [B, maxlen], got " + _dtype_name(keys)
+                    + " " + str(list(keys.shape))
+                )
             if self.length_key in batch:
                 lengths = batch[self.length_key].reshape(-1).long()
             else:
@@ -207,13 +239,25 @@ class ServingInputs(nn.Module):
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         rows = -1
         device = torch.device("cpu")
+        votes: dict[int, int] = {}
         for name in self.names:
             if name in batch:
-                rows = batch[name].shape[0]
+                n = _num_rows(batch[name])
+                votes[n] = votes.get(n, 0) + 1
+                if rows < 0 or votes[n] > votes[rows]:
+                    rows = n
                 device = batch[name].device
-                break
         if rows < 0:
             raise ValueError("the batch has none of this tower's features: " + ", ".join(self.names))
+        if len(votes) > 1:
+            odd: list[str] = []
+            for name in self.names:
+                if name in batch and _num_rows(batch[name]) != rows:
+                    odd.append("'" + name + "' has " + str(_num_rows(batch[name])))
+            raise ValueError(
+                "features have different numbers of rows: " + ", ".join(odd) + " where the other "
+                + str(votes[rows]) + " have " + str(rows)
+            )
         out: dict[str, Tensor] = {}
         for feature in self.features:
             feature(batch, out, rows, device)

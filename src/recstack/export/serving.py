@@ -2,25 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
-from recstack.features.columns import DenseFeat, SparseFeat, VarLenSparseFeat
+from recstack.errors import SchemaError
+from recstack.features.columns import DenseFeat, Feature, SparseFeat, VarLenSparseFeat
 from recstack.features.hashing import hash_values
-from recstack.features.pipeline import FeaturePipeline, _scatter_positions, _truncation_index
-from recstack.tables import Columns, TableLike, list_parts, to_float, to_float_matrix, to_list_array
+from recstack.features.pipeline import FeaturePipeline, _fill_categorical, _scatter_positions, _truncation_index
+from recstack.tables import (
+    Columns,
+    TableLike,
+    is_path_input,
+    list_parts,
+    to_arrow,
+    to_float,
+    to_float_matrix,
+    to_list_array,
+)
 
 
 def serving_batch(data: TableLike, pipeline: FeaturePipeline, names: Sequence[str] | None = None) -> dict[str, Tensor]:
     """What a production caller sends for ``data``: categoricals hashed with the seed-000 rule as int64
     ``[B, 1]``, numbers as float64 ``[B, 1]`` (nulls left as NaN: the exported tower imputes them), sequences
     as hashed ``[B, maxlen]`` plus lengths. ``names`` restricts it to some features (default: all the
-    pipeline's features present in ``data``; absent ones are left out for the tower to impute)."""
-    cols = Columns(data, pipeline.lowercase)
+    pipeline's features present in ``data``; absent ones are left out for the tower to impute).
+
+    A dict of columns whose feature columns differ in length raises `SchemaError` naming the odd ones; columns
+    that no wanted feature reads are ignored."""
     wanted = set(names) if names is not None else None
+    if isinstance(data, Mapping) and not is_path_input(data):
+        readers: dict[str, str] = {}
+        for feat in pipeline._declared:
+            if wanted is None or feat.name in wanted:
+                readers[feat.name] = feat.name
+                if isinstance(feat, VarLenSparseFeat) and feat.weight_name:
+                    readers[feat.weight_name] = feat.name
+        key = str.lower if pipeline.lowercase else str
+        data = {k: v for k, v in data.items() if key(str(k)) in readers}
+        common_rows({k: len(v) for k, v in data.items()}, "user feature columns")
+    cols = Columns(data, pipeline.lowercase)
     out: dict[str, Tensor] = {}
     for feat in pipeline._declared:
         if (wanted is not None and feat.name not in wanted) or feat.name not in cols:
@@ -29,18 +53,22 @@ def serving_batch(data: TableLike, pipeline: FeaturePipeline, names: Sequence[st
         if isinstance(feat, DenseFeat):
             col = cols.get(feat.name, where)
             x = to_float(col, where) if feat.dimension == 1 else to_float_matrix(col, feat.dimension, where)
-            out[feat.name] = torch.from_numpy(np.asarray(x, dtype=np.float64).reshape(cols.num_rows, -1).copy())
+            x = np.asarray(x, dtype=np.float64).reshape(cols.num_rows, feat.dimension)
+            out[feat.name] = torch.from_numpy(x.copy())
         elif isinstance(feat, SparseFeat) and feat.n_bins is not None:
             x = to_float(cols.get(feat.name, where), where)
             out[feat.name] = torch.from_numpy(np.asarray(x, dtype=np.float64).reshape(-1, 1).copy())
         elif isinstance(feat, SparseFeat):
-            keys = hash_values(cols.get(feat.name, where), feat.embedding_name)
+            col = cols.get(feat.name, where)
+            if feat.fill_value is not None:
+                col = _fill_categorical(to_arrow(col, where), feat.fill_value)
+            keys = hash_values(col, feat.embedding_name)
             out[feat.name] = torch.from_numpy(keys.reshape(-1, 1).copy())
         elif isinstance(feat, VarLenSparseFeat):
             lists = to_list_array(cols.get(feat.name, where), feat.sep, where)
             flat, lengths = list_parts(lists)
             kept = _truncation_index(lengths, feat.maxlen)
-            keys = hash_values(flat.take(kept), feat.embedding_name)
+            keys = hash_values(_fill_categorical(flat.take(kept), feat.sparsefeat.fill_value), feat.embedding_name)
             clipped = np.minimum(lengths, feat.maxlen)
             rows, pos = _scatter_positions(clipped)
             seq = np.zeros((len(lengths), feat.maxlen), dtype=np.int64)
@@ -48,3 +76,108 @@ def serving_batch(data: TableLike, pipeline: FeaturePipeline, names: Sequence[st
             out[feat.name] = torch.from_numpy(seq)
             out[feat.length_key] = torch.from_numpy(clipped.astype(np.int64))
     return out
+
+
+def common_rows(lengths: Mapping[str, int], what: str) -> int:
+    """The row count every column shares (0 when there are none); `SchemaError` naming the columns whose
+    length differs from the most common one, with their lengths."""
+    if not lengths:
+        return 0
+    if len(set(lengths.values())) == 1:
+        return next(iter(lengths.values()))
+    values, votes = np.unique(np.fromiter(lengths.values(), dtype=np.int64, count=len(lengths)), return_counts=True)
+    if len(values) == 1:
+        return int(values[0])
+    rows = int(values[np.argmax(votes)])
+    odd = [f"{name!r} has {n}" for name, n in lengths.items() if n != rows]
+    shown = ", ".join(odd[:10]) + (f" and {len(odd) - 10} more" if len(odd) > 10 else "")
+    raise SchemaError(
+        f"{what} have different numbers of rows: {shown}, where the other {int(votes.max())} have {rows}; "
+        "send one value per user in every column"
+    )
+
+
+class ServingBatchCheck:
+    """Checks a serving batch (`serving_batch` output, or a seed-000 dict of tensors) before a tower runs it.
+
+    Calling it returns ``(rows, imputed)``: the batch's row count and, per feature, how many values the tower
+    will impute (every row of an absent feature when ``names`` lists the tower's features, NaN numbers,
+    categoricals equal to the hash of the fill value, which is what nulls hash to). It raises `SchemaError`
+    naming the feature when the feature columns differ in rows, a ``required`` feature is missing, hashed ids
+    are not int64 (a narrower integer has already lost bits of the 64-bit hash), or a dense feature holds an
+    infinity.
+    """
+
+    def __init__(
+        self, pipeline: FeaturePipeline, names: Sequence[str] | None = None, required: Sequence[str] = ()
+    ) -> None:
+        wanted = set(names) if names is not None else None
+        self.features: list[Feature] = [f for f in pipeline._declared if wanted is None or f.name in wanted]
+        self.count_absent = wanted is not None
+        self.required = list(required)
+        self.fill_keys = {
+            f.name: int(hash_values([f.fill_value], f.embedding_name)[0])
+            for f in self.features
+            if isinstance(f, SparseFeat) and f.n_bins is None
+        }
+
+    def __call__(self, batch: Mapping[str, Tensor]) -> tuple[int, dict[str, int]]:
+        lengths = {f.name: _length(batch[f.name]) for f in self.features if f.name in batch}
+        if not lengths:
+            raise SchemaError(
+                "the serving batch has none of the tower's features; expected some of "
+                f"{[f.name for f in self.features][:20]}"
+            )
+        rows = common_rows(lengths, "user feature columns")
+        missing = [name for name in self.required if name not in batch]
+        if missing:
+            raise SchemaError(f"the serving batch is missing required feature(s) {missing}; send them for every user")
+        imputed: dict[str, int] = {}
+        numbers: list[tuple[Feature, Tensor]] = []
+        for feat in self.features:
+            name = feat.name
+            if name not in batch:
+                if self.count_absent:
+                    imputed[name] = rows * (feat.dimension if isinstance(feat, DenseFeat) else 1)
+                continue
+            x = torch.as_tensor(batch[name])
+            if name in self.fill_keys or isinstance(feat, VarLenSparseFeat):
+                if x.dtype != torch.int64:
+                    raise SchemaError(
+                        f"serving input {name!r}: hashed ids are int64, got {x.dtype}; a narrower integer (or a float) "
+                        "has already lost bits of the 64-bit hash, so send the hashes as int64"
+                    )
+                if name in self.fill_keys:
+                    imputed[name] = int((x == self.fill_keys[name]).sum())
+            elif x.is_floating_point():
+                numbers.append((feat, x))
+        if numbers and rows:
+            self._count_nan(numbers, rows, imputed)
+        return rows, {name: n for name, n in imputed.items() if n}
+
+    @staticmethod
+    def _count_nan(numbers: list[tuple[Feature, Tensor]], rows: int, imputed: dict[str, int]) -> None:
+        """NaN counts of the numeric features into ``imputed``; `SchemaError` for an infinite dense value."""
+        mats = [x.reshape(rows, -1) for _, x in numbers]
+        values = torch.cat(mats, 1)
+        if bool(torch.isfinite(values).all()):
+            return
+        starts = np.cumsum([0] + [m.shape[1] for m in mats[:-1]])
+        infinite = torch.isinf(values)
+        per_feature_inf = np.add.reduceat(infinite.sum(0).cpu().numpy(), starts)
+        dense = np.array([isinstance(feat, DenseFeat) for feat, _ in numbers])
+        bad = np.flatnonzero((per_feature_inf > 0) & dense)
+        if len(bad):
+            i = int(bad[0])
+            feat_inf = infinite[:, starts[i] : starts[i] + mats[i].shape[1]].any(1)
+            raise SchemaError(
+                f"serving input {numbers[i][0].name!r}: {int(per_feature_inf[i])} infinite value(s) (first at row "
+                f"{int(torch.nonzero(feat_inf)[0, 0])}); expected finite numbers (NaN stands for a missing value "
+                "and is imputed)"
+            )
+        per_feature_nan = np.add.reduceat(torch.isnan(values).sum(0).cpu().numpy(), starts)
+        imputed.update({feat.name: int(n) for (feat, _), n in zip(numbers, per_feature_nan)})
+
+
+def _length(x: Tensor | np.ndarray | pd.Series | list) -> int:
+    return int(x.shape[0]) if isinstance(x, Tensor) and x.dim() > 0 else len(x)

@@ -382,7 +382,10 @@ def hash_values(values: Any, column: str, num_buckets: int | None = None) -> np.
     """
     ctx = _Ctx(column)
     n_buckets = None if num_buckets is None else _check_num_buckets(num_buckets, column)
-    out = _hash_any(values, ctx)
+    try:
+        out = _hash_any(values, ctx)
+    except _InvalidTextError:
+        raise _invalid_text_error(values, column) from None
     if n_buckets is not None:
         out = np.mod(out, np.int64(n_buckets))
     return out
@@ -408,7 +411,10 @@ def reference_hash(values: Any, column: str) -> np.ndarray:
             if isinstance(v, _NESTED_TYPES):
                 raise _nested_error(column, type(v))
             s = str(v)
-        out[i] = xxhash.xxh64_intdigest(s.encode("utf-8"), seed) - _OFFSET
+        try:
+            out[i] = xxhash.xxh64_intdigest(s.encode("utf-8"), seed) - _OFFSET
+        except UnicodeEncodeError:
+            raise _invalid_text_error(values, column) from None
     return out
 
 
@@ -473,6 +479,28 @@ def _is_null_type(t: type) -> bool:
         return True
     pd = sys.modules.get("pandas")
     return pd is not None and (t is type(pd.NA) or t is type(pd.NaT))
+
+
+class _InvalidTextError(SchemaError):
+    """A string to hash cannot be encoded as UTF-8; `hash_values` re-raises it naming the row."""
+
+
+def _invalid_text_error(values: Any, column: str) -> SchemaError:
+    """The error for a column holding a string that is not valid Unicode, naming its first such row."""
+    vals, _ = _elements(values, column)
+    for row, v in enumerate(vals):
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return SchemaError(
+                    f"hashing column {column!r}: row {row} holds {v!r}, which is not valid Unicode (a lone "
+                    "surrogate cannot be encoded as UTF-8); strings must be valid Unicode"
+                )
+    return SchemaError(
+        f"hashing column {column!r}: a value is not valid Unicode (it cannot be encoded as UTF-8); "
+        "strings must be valid Unicode"
+    )
 
 
 def _nested_error(column: str, t: type) -> SchemaError:
@@ -668,7 +696,7 @@ def _hash_str_list(strs: list[str], ctx: _Ctx) -> np.ndarray:
     try:
         arr = pa.array(strs, type=pa.large_string())
     except (pa.ArrowException, UnicodeError) as e:
-        raise SchemaError(f"hashing column {ctx.column!r}: a value cannot be encoded as UTF-8: {e}") from e
+        raise _InvalidTextError(f"hashing column {ctx.column!r}: a value cannot be encoded as UTF-8: {e}") from e
     return _hash_arrow_strings(arr, ctx)
 
 

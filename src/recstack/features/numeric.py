@@ -25,10 +25,10 @@ class RunningStats:
 
     def update(self, x: np.ndarray) -> None:
         """Fold in ``x`` of shape ``[N]`` or ``[N, dimension]`` (float64, no NaN)."""
-        x = x.reshape(len(x), -1)
-        n_b = x.shape[0]
+        n_b = len(x)
         if n_b == 0:
             return
+        x = x.reshape(n_b, -1)
         mean_b = x.mean(axis=0)
         m2_b = ((x - mean_b) ** 2).sum(axis=0)
         n_a = self.count

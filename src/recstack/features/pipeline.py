@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
+import sys
+import warnings
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from recstack import __version__
-from recstack.atomic import atomic_dir
-from recstack.errors import FormatVersionError, NotFittedError, SchemaError
+from recstack.errors import DataWarning, FormatVersionError, LabelError, NotFittedError, SchemaError
 from recstack.features.columns import DenseFeat, Feature, SparseFeat, VarLenSparseFeat, split_columns
-from recstack.features.hashing import hash_values
+from recstack.features.hashing import NULL_TOKEN, hash_values
 from recstack.features.numeric import QuantileDiscretizer, RunningStats, normalize
-from recstack.features.vocab import Vocabulary, VocabularyUpdate
+from recstack.features.vocab import OOV_ID, Vocabulary, VocabularyUpdate
+from recstack.storage import open_artifact, write_artifact
 from recstack.tables import (
     Columns,
     TableLike,
@@ -26,6 +30,7 @@ from recstack.tables import (
     is_path_input,
     iter_file_batches,
     list_parts,
+    located,
     to_arrow,
     to_float,
     to_float_matrix,
@@ -153,20 +158,22 @@ class FeaturePipeline:
     # ---- fitting -------------------------------------------------------------------------------------
 
     def fit(self, data: TableLike) -> FeaturePipeline:
-        """Fit from scratch (statistics, vocabularies, bin edges) on all of ``data``."""
+        """Fit from scratch (statistics, vocabularies, bin edges) on all of ``data`` (at least one row)."""
         self._init_state()
-        for chunk in self._chunks(data):
-            self._accumulate(chunk)
+        if self._fold(data) == 0:
+            self._init_state()
+            raise _empty_input_error("fit", data)
         self._finalize()
         return self
 
     def partial_fit(self, data: TableLike) -> dict[str, VocabularyUpdate]:
         """Fold more data into the fitted state: statistics update exactly, vocabularies only append.
 
-        Returns, per vocabulary, what changed (old and new sizes) so embedding tables can grow.
+        Returns, per vocabulary, what changed (old and new sizes) so embedding tables can grow. An empty
+        table changes nothing, but a pipeline that is not fitted yet needs at least one row.
         """
-        for chunk in self._chunks(data):
-            self._accumulate(chunk)
+        if self._fold(data) == 0 and not self.fitted:
+            raise _empty_input_error("partial_fit", data)
         return self._finalize()
 
     def fit_transform(self, data: TableLike) -> Batch:
@@ -178,9 +185,23 @@ class FeaturePipeline:
             wanted = self.input_columns
             for path in expand_paths(data):  # type: ignore[arg-type]
                 for table in iter_file_batches(path, wanted, chunk_rows, self.lowercase):
-                    yield Columns(table, self.lowercase)
+                    yield Columns(table, self.lowercase, source=str(path))
         else:
             yield Columns(data, self.lowercase)
+
+    def _fold(self, data: TableLike) -> int:
+        """Accumulate every chunk of ``data``; the number of rows seen. Errors in a file's rows name the file."""
+        rows = 0
+        from_files = is_path_input(data)
+        for chunk in self._chunks(data):
+            rows += chunk.num_rows
+            try:
+                self._accumulate(chunk)
+            except SchemaError as err:
+                if not from_files or chunk.source in str(err):
+                    raise
+                raise located(err, chunk.source) from err
+        return rows
 
     def _accumulate(self, cols: Columns) -> None:
         for feat in self._declared:
@@ -192,16 +213,20 @@ class FeaturePipeline:
                 self.discretizers[feat.name].update(self._numeric_for_bins(cols, feat))
             elif isinstance(feat, SparseFeat) and feat.uses_vocabulary:
                 col = cols.get(feat.name, where)
-                arr = _fill_categorical(to_arrow(col), feat.fill_value)
+                arr = _fill_categorical(to_arrow(col, where), feat.fill_value)
                 keys = hash_values(arr, feat.embedding_name)
-                self.vocabularies[feat.embedding_name].update(keys, arr)
+                vocab = self.vocabularies[feat.embedding_name]
+                _warn_if_float_ids_are_new(where, vocab, arr, keys)
+                vocab.update(keys, arr)
             elif isinstance(feat, VarLenSparseFeat) and feat.sparsefeat.uses_vocabulary:
                 lists = to_list_array(cols.get(feat.name, where), feat.sep, where)
                 flat, lengths = list_parts(lists)
                 kept = _truncation_index(lengths, feat.maxlen)
                 flat = _fill_categorical(flat.take(kept), feat.sparsefeat.fill_value)
                 keys = hash_values(flat, feat.embedding_name)
-                self.vocabularies[feat.embedding_name].update(keys, flat)
+                vocab = self.vocabularies[feat.embedding_name]
+                _warn_if_float_ids_are_new(where, vocab, flat, keys)
+                vocab.update(keys, flat)
 
     def _finalize(self) -> dict[str, VocabularyUpdate]:
         for disc in self.discretizers.values():
@@ -220,13 +245,26 @@ class FeaturePipeline:
                 self.input_columns + self.label_columns + ([self.weight_column] if self.weight_column else [])
             )
             cols = Columns(data, self.lowercase, columns=wanted)
-        else:
-            cols = Columns(data, self.lowercase)
+            try:
+                return self._transform_columns(cols)
+            except (SchemaError, LabelError) as err:
+                if not isinstance(data, (str, os.PathLike)) or cols.source in str(err):
+                    raise  # rows of several files are read as one table: no single file to name
+                raise located(err, cols.source) from err
+        return self._transform_columns(Columns(data, self.lowercase))
+
+    def _transform_columns(self, cols: Columns) -> Batch:
         out: Batch = {}
         for feat in self._declared:
             if isinstance(feat, DenseFeat):
                 x = self._dense_values(cols, feat)
-                out[feat.name] = normalize(x, self.stats[feat.name], feat.normalization).astype(np.float32)
+                y = normalize(x, self.stats[feat.name], feat.normalization)
+                if feat.normalization is not None and not (np.abs(y) <= _FLOAT32_MAX).all():
+                    raise SchemaError(
+                        f"{_where(feat)}: {feat.normalization} normalization of column {feat.name!r} overflows "
+                        "float32; expected values on the scale of the data the pipeline was fitted on"
+                    )
+                out[feat.name] = y.astype(np.float32)
             elif isinstance(feat, SparseFeat):
                 out[feat.name] = self._sparse_ids(cols, feat)
             else:
@@ -251,26 +289,37 @@ class FeaturePipeline:
         else:
             x = to_float_matrix(col, feat.dimension, where)
         x = np.where(np.isnan(x), feat.fill_value, x)
-        if not np.isfinite(x).all():
-            raise SchemaError(f"{where}: column {feat.name!r} holds infinite values; expected finite numbers")
+        if not (np.abs(x) <= _FLOAT32_MAX).all():
+            raise _out_of_range_error(where, feat.name, x)
         return x
 
     def _numeric_for_bins(self, cols: Columns, feat: SparseFeat) -> np.ndarray:
         where = _where(feat)
         x = to_float(cols.get(feat.name, where), where)
         fill = -1.0 if feat.fill_value is None else float(feat.fill_value)
-        return np.where(np.isnan(x), fill, x)
+        x = np.where(np.isnan(x), fill, x)
+        if np.isinf(x).any():
+            raise _out_of_range_error(where, feat.name, x)
+        return x
 
     def _sparse_ids(self, cols: Columns, feat: SparseFeat) -> np.ndarray:
         if feat.n_bins is not None:
             return self.discretizers[feat.name].transform(self._numeric_for_bins(cols, feat))
         col = cols.get(feat.name, _where(feat))
         if feat.fill_value is not None:
-            col = _fill_categorical(to_arrow(col), feat.fill_value)
-        keys = hash_values(col, feat.embedding_name)
+            col = _fill_categorical(to_arrow(col, _where(feat)), feat.fill_value)
+        try:
+            keys = hash_values(col, feat.embedding_name)
+        except SchemaError as err:
+            if _where(feat) in str(err):
+                raise
+            raise located(err, _where(feat)) from None
         if feat.use_hash:
             return keys
-        return self.vocabularies[feat.embedding_name].lookup(keys)
+        vocab = self.vocabularies[feat.embedding_name]
+        ids = vocab.lookup(keys)
+        _warn_if_none_known(_where(feat), vocab, col, keys, ids)
+        return ids
 
     def _sequence(self, cols: Columns, feat: VarLenSparseFeat, out: Batch) -> None:
         where = _where(feat)
@@ -279,7 +328,12 @@ class FeaturePipeline:
         kept = _truncation_index(lengths, feat.maxlen)
         values = _fill_categorical(flat.take(kept), feat.sparsefeat.fill_value)
         keys = hash_values(values, feat.embedding_name)
-        ids = keys if feat.use_hash else self.vocabularies[feat.embedding_name].lookup(keys)
+        if feat.use_hash:
+            ids = keys
+        else:
+            vocab = self.vocabularies[feat.embedding_name]
+            ids = vocab.lookup(keys)
+            _warn_if_none_known(where, vocab, values, keys, ids)
         clipped = np.minimum(lengths, feat.maxlen)
         rows, pos = _scatter_positions(clipped)
         n = len(lengths)
@@ -338,30 +392,52 @@ class FeaturePipeline:
 
     # ---- persistence ---------------------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the pipeline to directory ``path`` (JSON + .npy, no pickle), atomically."""
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The fitted state as plain JSON-able config plus named arrays (what `save` writes)."""
+        arrays: dict[str, np.ndarray] = {}
+        vocabs = {}
+        for name, vocab in self.vocabularies.items():
+            cfg, arrs = vocab.state()
+            vocabs[name] = cfg
+            arrays.update({f"vocab.{name}.{k}": v for k, v in arrs.items()})
+        for name, disc in self.discretizers.items():
+            arrays[f"bins.{name}.edges"] = disc.edges
+        config = {
+            "lowercase": self.lowercase,
+            "label_columns": self.label_columns,
+            "weight_column": self.weight_column,
+            "features": [_feature_to_json(f) for f in self._declared],
+            "stats": {name: st.state() for name, st in self.stats.items()},
+            "vocabularies": vocabs,
+            "discretizers": {name: {"n_bins": d.n_bins} for name, d in self.discretizers.items()},
+        }
+        return config, arrays
+
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the fitted state: equal for pipelines that transform identically, different after a
+        refit on other data. Models and exports record it so a mismatched pipeline is refused."""
         self._require_fitted()
-        target = Path(path)
-        with atomic_dir(target) as tmp:
-            arrays: dict[str, np.ndarray] = {}
-            vocabs = {}
-            for name, vocab in self.vocabularies.items():
-                cfg, arrs = vocab.state()
-                vocabs[name] = cfg
-                arrays.update({f"vocab.{name}.{k}": v for k, v in arrs.items()})
-            for name, disc in self.discretizers.items():
-                arrays[f"bins.{name}.edges"] = disc.edges
+        config, arrays = self._state()
+        h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+        for key in sorted(arrays):
+            arr = np.ascontiguousarray(arrays[key])
+            h.update(f"{key}:{arr.dtype.str}:{arr.shape}".encode())
+            h.update(arr.tobytes())
+        return h.hexdigest()
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the pipeline to directory ``path`` (JSON + .npy, no pickle, checksummed manifest), atomically.
+
+        ``path`` must be new, empty, or an earlier saved pipeline: anything else raises `OverwriteError`.
+        """
+        self._require_fitted()
+        state, arrays = self._state()
+        with write_artifact(path, FORMAT_NAME, meta={"format_version": FORMAT_VERSION}) as tmp:
             config = {
                 "format": FORMAT_NAME,
                 "format_version": FORMAT_VERSION,
                 "recstack_version": __version__,
-                "lowercase": self.lowercase,
-                "label_columns": self.label_columns,
-                "weight_column": self.weight_column,
-                "features": [_feature_to_json(f) for f in self._declared],
-                "stats": {name: st.state() for name, st in self.stats.items()},
-                "vocabularies": vocabs,
-                "discretizers": {name: {"n_bins": d.n_bins} for name, d in self.discretizers.items()},
+                **state,
                 "arrays": {},
             }
             for i, (key, arr) in enumerate(arrays.items()):
@@ -372,20 +448,16 @@ class FeaturePipeline:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeaturePipeline:
-        """Read a pipeline written by `save`; it transforms exactly as the saved one did."""
-        cfg_path = Path(path) / CONFIG_FILE
-        if not cfg_path.is_file():
-            raise FormatVersionError(
-                f"{cfg_path}: not found; expected a directory written by FeaturePipeline.save"
-            )
+        """Read a pipeline written by `save`, after checking every file against its manifest."""
+        folder = open_artifact(path, FORMAT_NAME).files
+        cfg_path = folder / CONFIG_FILE
         try:
             config = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as err:
-            raise FormatVersionError(f"{cfg_path}: not valid JSON ({err})") from None
-        if config.get("format") != FORMAT_NAME:
-            raise FormatVersionError(
-                f"{cfg_path}: format is {config.get('format')!r}, expected {FORMAT_NAME!r}"
-            )
+        except (OSError, ValueError) as err:
+            raise FormatVersionError(f"{cfg_path}: not readable JSON ({err})") from None
+        if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+            found = config.get("format") if isinstance(config, dict) else type(config).__name__
+            raise FormatVersionError(f"{cfg_path}: format is {found!r}, expected {FORMAT_NAME!r}")
         version = config.get("format_version")
         if version != FORMAT_VERSION:
             raise FormatVersionError(
@@ -395,9 +467,9 @@ class FeaturePipeline:
         arrays = {}
         for key, fname in config["arrays"].items():
             try:
-                arrays[key] = np.load(Path(path) / fname, allow_pickle=False)
-            except (OSError, ValueError) as err:
-                raise FormatVersionError(f"{Path(path) / fname}: cannot read array {key!r} ({err})") from None
+                arrays[key] = np.load(folder / fname, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as err:
+                raise FormatVersionError(f"{folder / fname}: cannot read array {key!r} ({err})") from None
         pipe = cls(
             [_feature_from_json(f) for f in config["features"]],
             label_columns=config["label_columns"],
@@ -421,6 +493,153 @@ class FeaturePipeline:
 
 def _where(feat: Feature) -> str:
     return f"{type(feat).__name__} {feat.name!r}"
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _out_of_range_error(where: str, name: str, x: np.ndarray) -> SchemaError:
+    """The error for numbers that are infinite or beyond float32 (what models are fed), naming the first."""
+    flat = x.reshape(len(x), -1)
+    bad = ~(np.abs(flat) <= _FLOAT32_MAX)
+    row = int(np.flatnonzero(bad.any(axis=1))[0])
+    value = float(flat[row][bad[row]][0])
+    if np.isinf(value):
+        return SchemaError(
+            f"{where}: column {name!r} holds infinite values (first at row {row}); expected finite numbers"
+        )
+    return SchemaError(
+        f"{where}: column {name!r} holds {value!r} at row {row}, beyond the float32 range (|x| <= "
+        f"{_FLOAT32_MAX:.4g}) models are fed; expected finite numbers within it (rescale the column)"
+    )
+
+
+def _empty_input_error(method: str, data: TableLike) -> SchemaError:
+    source = f" ({', '.join(map(str, expand_paths(data)))})" if is_path_input(data) else ""  # type: ignore[arg-type]
+    return SchemaError(f"{method} needs at least one row; got an empty table{source}")
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning raised by the calling function point at the first frame
+    outside recstack: the user's call."""
+    level = 1
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+@functools.lru_cache(maxsize=1024)
+def _null_key(column: str) -> int:
+    """The key a null (hashed as ``"NA"``) gets in the vocabulary of ``column``."""
+    return int(hash_values([NULL_TOKEN], column)[0])
+
+
+def _warn_if_none_known(where: str, vocab: Vocabulary, values: Any, keys: np.ndarray, ids: np.ndarray) -> None:
+    """`DataWarning` when a non-empty column's non-null values are all unknown to the fitted vocabulary."""
+    n = len(ids)
+    n_oov = int(np.count_nonzero(ids == OOV_ID))
+    if n_oov == 0:
+        return
+    null_key = _null_key(vocab.name)
+    if n_oov < n and np.any((ids != OOV_ID) & (keys != null_key)):
+        return  # some non-null value is known (the other known ids may be nulls, when "NA" has an id)
+    n_values = n - int(np.count_nonzero(keys == null_key))
+    if n_values == 0:
+        return
+    warnings.warn(
+        f"{where}: 100% of its non-null values are unknown to the fitted vocabulary {vocab.name!r}, so every "
+        f"one maps to the out-of-vocabulary id {OOV_ID}; {_unknown_cause(vocab, values)}",
+        DataWarning,
+        stacklevel=_user_stacklevel(),
+    )
+
+
+def _warn_if_float_ids_are_new(where: str, vocab: Vocabulary, values: Any, keys: np.ndarray) -> None:
+    """`DataWarning` when (partial_)fit folds float ids such as 7.0 into a vocabulary that counted the same
+    numbers as integers: they get ids of their own (``"7.0"`` is not ``"7"``)."""
+    if _value_kind(values) != "float":
+        return
+    retyped = _retyped(values)
+    if retyped is None or not len(retyped[1]):
+        return
+    as_int, rows = retyped
+    if not np.any(vocab.seen(hash_values(as_int, vocab.name)) & ~vocab.seen(keys[rows])):
+        return
+    warnings.warn(
+        f"{where}: the column is float-typed and holds numbers the vocabulary {vocab.name!r} has counted as "
+        "integers, so they get ids of their own ('7.0' is not '7'); likely cause: integer ids promoted to "
+        "float64 by a missing value? cast with .astype('Int64')",
+        DataWarning,
+        stacklevel=_user_stacklevel(),
+    )
+
+
+def _unknown_cause(vocab: Vocabulary, values: Any) -> str:
+    kind = _value_kind(values)
+    retyped = _retyped(values)
+    confirmed = retyped is not None and bool(
+        np.any(vocab.lookup(hash_values(retyped[0], vocab.name)) != OOV_ID)
+    )
+    if kind == "float" and (confirmed or _looks_integral(vocab)):
+        return (
+            "the vocabulary was fitted on integers and this column is float-typed; likely cause: integer ids "
+            "promoted to float64 by a missing value? cast with .astype('Int64')"
+        )
+    if kind == "int" and confirmed:
+        return (
+            "the vocabulary was fitted on float-typed ids (7.0 is keyed '7.0') and this column holds integers; "
+            "likely cause: integer ids promoted to float64 by a missing value in the data the pipeline was "
+            "fitted on? cast that column with .astype('Int64') and refit"
+        )
+    seen = vocab.sample_values(3)
+    try:
+        here = to_arrow(values).drop_null().slice(0, 3).to_pylist()
+    except (SchemaError, pa.ArrowException):
+        here = []
+    return (
+        f"the vocabulary holds values such as {seen}, the column values such as {here}: was the column "
+        "encoded differently when the pipeline was fitted (type, case, prefix)?"
+    )
+
+
+def _retyped(values: Any) -> tuple[pa.Array, np.ndarray] | None:
+    """The whole-number values of a float column as int64, or the values of an integer column as float64,
+    with their row positions; None for other columns."""
+    kind = _value_kind(values)
+    if kind == "other":
+        return None
+    arr = to_arrow(values)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if kind == "float":
+        x = arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(np.isfinite(x) & (x == np.trunc(x)) & (np.abs(x) < 2.0**63))
+        return pa.array(x[rows].astype(np.int64)), rows
+    valid = arr.is_valid()
+    rows = np.flatnonzero(valid.to_numpy(zero_copy_only=False))
+    return arr.filter(valid).cast(pa.float64(), safe=False), rows
+
+
+def _value_kind(values: Any) -> str:
+    """"float", "int" or "other": the element type of a column."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        t = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
+        if pa.types.is_floating(t):
+            return "float"
+        return "int" if pa.types.is_integer(t) else "other"
+    kind = getattr(getattr(values, "dtype", None), "kind", "")
+    return {"f": "float", "i": "int", "u": "int"}.get(kind, "other")
+
+
+def _looks_integral(vocab: Vocabulary) -> bool:
+    """True when the vocabulary's first values (nulls aside) all print as integers."""
+    sample = pa.array([v for v in vocab.sample_values(100) if v != NULL_TOKEN], type=pa.string())
+    return len(sample) > 0 and bool(pc.all(pc.match_substring_regex(sample, r"^-?\d+$")).as_py())
 
 
 def _lower_feature(feat: Feature) -> Feature:

@@ -98,6 +98,18 @@ class Vocabulary:
         pos = self._index.get_indexer(keys)
         return np.where(pos >= 0, pos + FIRST_ID, OOV_ID).astype(np.int64)
 
+    def seen(self, keys: np.ndarray) -> np.ndarray:
+        """True for the hashed keys counted by an earlier ``update`` (whether or not they have an id)."""
+        if not len(self._seen_keys):
+            return np.zeros(len(keys), dtype=bool)
+        pos = np.minimum(np.searchsorted(self._seen_keys, keys), len(self._seen_keys) - 1)
+        return self._seen_keys[pos] == keys
+
+    def sample_values(self, n: int) -> list[str]:
+        """Up to ``n`` printable values: of the ids given (most frequent first), else of the values counted."""
+        values = self.values if len(self.values) else self._seen_values
+        return values.slice(0, n).to_pylist()
+
     def counts(self) -> np.ndarray:
         """How often each id's value was seen in the data fitted so far (0 for padding and OOV)."""
         out = np.zeros(self.size, dtype=np.int64)

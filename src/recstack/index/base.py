@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from recstack.atomic import atomic_dir
 from recstack.errors import FormatVersionError, NotFittedError, SchemaError, require
+from recstack.storage import open_artifact, write_artifact
 
 FORMAT_NAME = "recstack.Index"
 FORMAT_VERSION = 1
@@ -243,18 +243,12 @@ class Index:
         return self
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the index to directory ``path``, replacing an earlier index there atomically."""
+        """Write the index to directory ``path`` with a checksummed manifest, replacing an earlier index atomically.
+
+        ``path`` must be new, empty, or an earlier saved index: anything else raises `OverwriteError`.
+        """
         self._check_built()
-        target = Path(path).absolute()
-        if target.exists():
-            if not target.is_dir():
-                raise SchemaError(f"cannot save index to {target}: it exists and is not a directory")
-            if any(target.iterdir()) and not (target / "index.json").is_file():
-                raise SchemaError(
-                    f"cannot save index to {target}: it is a non-empty directory without index.json "
-                    "(refusing to replace something that is not a saved index)"
-                )
-        with atomic_dir(target) as tmp:
+        with write_artifact(path, FORMAT_NAME, meta={"backend": self.backend}) as tmp:
             np.save(tmp / "ids.npy", self._ids, allow_pickle=False)
             self._save(tmp)
             meta = {
@@ -272,15 +266,16 @@ class Index:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Index:
-        """Read an index saved by ``save``; on `Index` itself this picks the backend from ``index.json``."""
-        directory = Path(path)
-        if not directory.is_dir():
-            raise SchemaError(f"index directory {directory} does not exist")
+        """Read an index saved by ``save``; on `Index` itself this picks the backend from ``index.json``.
+
+        Every file is checked against the manifest's size and sha256 before a backend reads it.
+        """
+        directory = open_artifact(path, FORMAT_NAME).files
         meta = _read_meta(directory / "index.json")
         klass = backend_class(meta["backend"])
         if cls is not Index and klass is not cls:
             raise SchemaError(
-                f"{directory} holds a {meta['backend']!r} index, not a {cls.backend!r} one: use load_index(path)"
+                f"{path} holds a {meta['backend']!r} index, not a {cls.backend!r} one: use load_index(path)"
             )
         index = klass(**meta["params"])
         index._import()

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recstack.index.base import Index, check_positive_int, register_backend
+from recstack.storage import check_finite_rows
 
 SCORE_BLOCK_FLOATS = 32 * 2**20
 """Scores computed at once by default: 32M float32 (128 MB), well under the 256 MB bound."""
@@ -97,4 +98,5 @@ class ExactIndex(Index):
             raise self._missing_file(
                 path, ValueError(f"holds {vectors.dtype} {vectors.shape}, expected float32 {(len(self), self._dim)}")
             )
+        check_finite_rows(vectors, path)
         self._set_vectors(vectors)

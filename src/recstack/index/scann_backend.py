@@ -8,8 +8,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from recstack.errors import SchemaError
+from recstack.errors import IntegrityError, SchemaError
 from recstack.index.base import Index, check_positive_int, num_threads, register_backend
+from recstack.storage import check_finite_rows
 
 BRUTE_FORCE_BELOW = 10_000
 MAX_TRAINING_SAMPLE = 250_000
@@ -127,6 +128,14 @@ class ScannIndex(Index):
         path = directory / "scann"
         if not (path / "scann_assets.pbtxt").is_file():
             raise self._missing_file(path / "scann_assets.pbtxt", FileNotFoundError("no such file"))
+        dataset = path / "dataset.npy"
+        if dataset.is_file():
+            try:
+                check_finite_rows(np.load(dataset, mmap_mode="r", allow_pickle=False), dataset)
+            except (OSError, ValueError, EOFError) as exc:
+                if isinstance(exc, IntegrityError):
+                    raise
+                raise self._missing_file(dataset, exc) from exc
         try:
             searcher = scann.scann_ops_pybind.load_searcher(str(path), assets_backcompat_shim=False)
         except (RuntimeError, ValueError, OSError) as exc:

@@ -15,9 +15,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recstack.data.datasets import DataFrameDataset
-from recstack.errors import LabelError, SchemaError
+from recstack.errors import ArgumentError, LabelError, SchemaError
 from recstack.features.columns import DenseFeat, Feature, SparseFeat, VarLenSparseFeat, get_feature_names
 from recstack.features.hashing import hash_values
+from recstack.metrics import get_metric
 from recstack.nn.core import DNN, PredictionLayer
 from recstack.nn.embedding import DenseInputs, EmbeddingCollection, FusedTable, Linear
 from recstack.training.callbacks import Callback, History
@@ -26,12 +27,15 @@ from recstack.training.trainer import Trainer
 
 LABEL_KEY = "_label"
 LOSSES = ("binary_crossentropy", "mse", "mae")
+DEFAULT_BATCH_SIZE = 256
 
 
 class BaseModel(nn.Module):
     """Shared parts of the ranking models: embeddings, dense inputs, linear part, prediction layer."""
 
     __jit_unused_properties__ = ["feature_columns"]
+    # True for a model that reads its own column lists (MLR) and passes BaseModel none
+    builds_own_inputs = False
 
     def __init__(
         self,
@@ -53,6 +57,11 @@ class BaseModel(nn.Module):
         torch.manual_seed(seed)
         self.linear_feature_columns = list(linear_feature_columns or [])
         self.dnn_feature_columns = list(dnn_feature_columns or [])
+        if not self.linear_feature_columns and not self.dnn_feature_columns and not self.builds_own_inputs:
+            raise SchemaError(
+                f"{type(self).__name__} needs at least one feature column: linear_feature_columns and "
+                "dnn_feature_columns are both empty"
+            )
         self.task = task
         self.seed = seed
         self.init_std = init_std
@@ -71,7 +80,30 @@ class BaseModel(nn.Module):
         self.out = PredictionLayer(task)
         self.device_name = device
         self._compiled: dict[str, Any] | None = None
+        self._trainer: Trainer | None = None
         self.stop_training = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state pickled by ``torch.save(model)``, without the last fit's Trainer and its callbacks.
+
+        An optimizer ``compile`` built from a name travels as its state dict and is rebuilt on load: torch's
+        ``Optimizer`` pickles only its parameter groups and state, not the tables of recstack's row-sparse ones.
+        """
+        state = self.__dict__.copy()
+        state["_trainer"] = None
+        compiled = state.get("_compiled")
+        if compiled is not None and compiled.get("optimizer_name") is not None:
+            saved = compiled["optimizer"].state_dict()
+            state["_compiled"] = {**compiled, "optimizer": None, "optimizer_state": saved}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        compiled = self._compiled
+        if compiled is not None and "optimizer_state" in compiled:
+            opt = build_optimizer(compiled["optimizer_name"], self)
+            opt.load_state_dict(compiled.pop("optimizer_state"))
+            compiled["optimizer"] = opt
 
     # ---- pieces for subclasses -----------------------------------------------------------------------
 
@@ -165,6 +197,11 @@ class BaseModel(nn.Module):
         return self.training_step(batch)
 
     @torch.jit.unused
+    def step_log_keys(self) -> list[str]:
+        """Keys the steps log besides the loss and the metrics (see `Trainer.epoch_log_keys`): none."""
+        return []
+
+    @torch.jit.unused
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self._require_compiled()["optimizer"]
 
@@ -186,14 +223,20 @@ class BaseModel(nn.Module):
             loss = "binary_crossentropy" if self.task == "binary" else "mse"
         if isinstance(loss, (list, tuple)):
             if len(loss) != 1:
-                raise ValueError("this model has one task: pass one loss")
+                raise ArgumentError(f"compile: this model has one task, so loss must be one loss, got {len(loss)}")
             loss = loss[0]
         if isinstance(loss, str):
             loss = loss.lower()
             if loss not in LOSSES:
-                raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES} or a callable")
+                raise ArgumentError(f"compile: unknown loss {loss!r}; expected one of {LOSSES} or a callable")
+        elif not callable(loss):
+            raise ArgumentError(f"compile: loss must be a name in {LOSSES} or a callable, got {type(loss).__name__}")
+        for metric in metrics or []:
+            get_metric(metric)  # an unknown name raises here, not after the first epoch
+        name = None
         if isinstance(optimizer, str):
             opt = build_optimizer(optimizer, self, lr)
+            name = optimizer
         elif isinstance(optimizer, torch.optim.Optimizer):
             for t in self.modules():  # every fused table, including a model's extra collections
                 if isinstance(t, FusedTable):
@@ -201,7 +244,7 @@ class BaseModel(nn.Module):
             opt = optimizer
         else:
             raise TypeError(f"optimizer must be a name or a torch.optim.Optimizer, got {type(optimizer).__name__}")
-        self._compiled = {"optimizer": opt, "loss": loss, "metrics": list(metrics or [])}
+        self._compiled = {"optimizer": opt, "optimizer_name": name, "loss": loss, "metrics": list(metrics or [])}
 
     def _require_compiled(self) -> dict[str, Any]:
         if self._compiled is None:
@@ -222,20 +265,45 @@ class BaseModel(nn.Module):
         shuffle: bool = True,
         callbacks: Sequence[Callback] | None = None,
     ) -> History:
-        """Train on ``x`` (dict of arrays or DataFrame) and ``y``; returns the History (DeepCTR semantics)."""
+        """Train on ``x`` (dict of arrays or DataFrame) and ``y``; returns the History (DeepCTR semantics).
+
+        ``batch_size=None`` means 256. ``validation_data`` is a pair ``(x, y)`` and takes precedence over
+        ``validation_split`` (Keras semantics), which holds out the last rows, before shuffling. Bad arguments
+        raise `ArgumentError`, bad inputs `SchemaError`, bad labels `LabelError`, all before any training.
+        """
         compiled = self._require_compiled()
-        batch_size = batch_size or 256
-        arrays = self.prepare_inputs(x)
-        arrays[LABEL_KEY] = _labels(y, len(next(iter(arrays.values()))))
+        batch_size = _check_batch_size(batch_size, "fit")
+        _check_epochs(epochs, initial_epoch)
+        if (
+            isinstance(validation_split, bool)
+            or not isinstance(validation_split, (int, float, np.integer, np.floating))
+            or not 0.0 <= validation_split < 1.0
+        ):
+            raise ArgumentError(f"fit: validation_split must be a number in [0, 1), got {validation_split!r}")
+        for cb in callbacks or []:
+            if not isinstance(cb, Callback):
+                raise ArgumentError(f"fit: callbacks must be Callback instances, got a {type(cb).__name__}")
+        arrays = self._inputs_and_labels(x, y, "fit", "x", "y")
         val = None
         if validation_data is not None:
-            vx, vy = validation_data[0], validation_data[1]
-            val_arrays = self.prepare_inputs(vx)
-            val_arrays[LABEL_KEY] = _labels(vy, len(next(iter(val_arrays.values()))))
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                got = type(validation_data).__name__
+                if isinstance(validation_data, (tuple, list)):
+                    got = f"a {got} of {len(validation_data)} items"
+                raise ArgumentError(
+                    f"fit: validation_data must be a tuple (x, y) of inputs and labels, got {got}; "
+                    "sample weights (x, y, sample_weight) are not supported"
+                )
+            val_arrays = self._inputs_and_labels(*validation_data, "fit", "validation_data x", "validation_data y")
             val = DataFrameDataset(val_arrays, batch_size=max(batch_size, 4096))
-        elif validation_split and 0.0 < validation_split < 1.0:
+        elif validation_split > 0.0:
             n = len(arrays[LABEL_KEY])
             cut = int(n * (1.0 - validation_split))
+            if cut == 0 or cut == n:
+                raise ArgumentError(
+                    f"fit: validation_split={validation_split} of {n} rows leaves {cut} training and {n - cut} "
+                    "validation rows; both need at least 1"
+                )
             val = DataFrameDataset({k: v[cut:] for k, v in arrays.items()}, batch_size=max(batch_size, 4096))
             arrays = {k: v[:cut] for k, v in arrays.items()}
         train = DataFrameDataset(arrays, batch_size=batch_size, shuffle=shuffle, seed=self.seed)
@@ -246,17 +314,18 @@ class BaseModel(nn.Module):
         return trainer.fit(train, val, epochs=epochs, initial_epoch=initial_epoch)
 
     @torch.jit.unused
-    def evaluate(self, x: Any, y: Any, batch_size: int = 256) -> dict[str, float]:  # noqa: ANN401
+    def evaluate(self, x: Any, y: Any, batch_size: int | None = 256) -> dict[str, float]:  # noqa: ANN401
         """Metrics (and loss) on ``x``, ``y``."""
         compiled = self._require_compiled()
-        arrays = self.prepare_inputs(x)
-        arrays[LABEL_KEY] = _labels(y, len(next(iter(arrays.values()))))
+        batch_size = _check_batch_size(batch_size, "evaluate")
+        arrays = self._inputs_and_labels(x, y, "evaluate", "x", "y")
         trainer = Trainer(self, compiled["optimizer"], metrics=compiled["metrics"], verbose=0)
         return trainer.evaluate(DataFrameDataset(arrays, batch_size=batch_size))
 
     @torch.jit.unused
-    def predict(self, x: Any, batch_size: int = 256) -> np.ndarray:  # noqa: ANN401
-        """Predictions for ``x`` as a float64 array ``[N, 1]``."""
+    def predict(self, x: Any, batch_size: int | None = 256) -> np.ndarray:  # noqa: ANN401
+        """Predictions for ``x`` as a float64 array ``[N, 1]`` (``[0, 1]`` for 0 rows)."""
+        batch_size = _check_batch_size(batch_size, "predict")
         arrays = self.prepare_inputs(x)
         trainer = (
             Trainer(self, verbose=0)
@@ -277,8 +346,10 @@ class BaseModel(nn.Module):
     def prepare_inputs(self, x: Any) -> dict[str, np.ndarray]:  # noqa: ANN401
         """The model's input arrays from a dict, DataFrame or list (DeepCTR order), checked and encoded.
 
-        Raw values of ``use_hash`` features are hashed (seed 000); ids of other sparse features must lie in
-        ``[0, vocabulary_size)``.
+        Shapes: ``[N]`` (or ``[N, 1]``) for a SparseFeat and a DenseFeat of dimension 1, ``[N, dimension]`` for a
+        wider DenseFeat, ``[N, maxlen]`` for a VarLenSparseFeat; every input has the same N. Raw values of
+        ``use_hash`` features are hashed (seed 000); ids of other sparse features must lie in
+        ``[0, vocabulary_size)``. A mismatch raises `SchemaError` naming the feature.
         """
         names = get_feature_names(self.feature_columns)
         if isinstance(x, (list, tuple)):
@@ -297,19 +368,53 @@ class BaseModel(nn.Module):
                 )
             out[feat.name] = self._encode(feat, x[feat.name])
             if isinstance(feat, VarLenSparseFeat):
-                for key in (feat.length_key, feat.weight_name):
-                    if key and key in x:
-                        out[key] = np.asarray(x[key])
+                if feat.length_key in x:
+                    out[feat.length_key] = _sequence_side_input(feat, feat.length_key, x[feat.length_key], False)
+                if feat.weight_name and feat.weight_name in x:
+                    out[feat.weight_name] = _sequence_side_input(feat, feat.weight_name, x[feat.weight_name], True)
+        rows = {name: len(arr) for name, arr in out.items()}
+        if len(set(rows.values())) > 1:
+            raise SchemaError(f"inputs have different numbers of rows, each needs one per example: {rows}")
         return out
+
+    @torch.jit.unused
+    def _inputs_and_labels(self, x: Any, y: Any, where: str, x_name: str, y_name: str) -> dict[str, np.ndarray]:  # noqa: ANN401
+        """Checked inputs with the checked labels under ``LABEL_KEY``; ``x_name`` / ``y_name`` head the errors."""
+        try:
+            arrays = self.prepare_inputs(x)
+        except SchemaError as err:
+            if x_name == "x":
+                raise
+            raise SchemaError(f"{x_name}: {err}") from None
+        n = len(next(iter(arrays.values())))
+        if n == 0:
+            raise ArgumentError(f"{where}: {x_name} has 0 rows (inputs {sorted(arrays)}); {where} needs at least one")
+        loss = self._require_compiled()["loss"]
+        binary = None
+        if self.task == "binary" or loss == "binary_crossentropy":
+            loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "callable")
+            binary = f"task={self.task!r}, loss {loss_name!r}"
+        arrays[LABEL_KEY] = _labels(y, n, y_name, x_name, binary)
+        return arrays
 
     def _encode(self, feat: Feature, values: Any) -> np.ndarray:  # noqa: ANN401
         if isinstance(feat, DenseFeat):
-            arr = np.asarray(values, dtype=np.float32)
-            if not np.isfinite(arr).all():
-                raise SchemaError(f"DenseFeat {feat.name!r}: NaN or infinite values; fill nulls before training")
-            return arr
+            return _dense_array(feat, values)
         sparse: SparseFeat = feat.sparsefeat if isinstance(feat, VarLenSparseFeat) else feat  # type: ignore[assignment]
         arr = np.asarray(values.to_numpy() if isinstance(values, pd.Series) else values)
+        where = f"{type(feat).__name__} {feat.name!r}"
+        if isinstance(feat, VarLenSparseFeat):
+            if arr.ndim != 2 or arr.shape[1] != feat.maxlen:
+                hint = "; pad a column of lists to [N, maxlen] (a FeaturePipeline does)" if arr.dtype == object else ""
+                raise SchemaError(
+                    f"{where}: expected ids of shape [N, {feat.maxlen}] (maxlen {feat.maxlen}), "
+                    f"found {list(arr.shape)}{hint}"
+                )
+        else:
+            if arr.ndim == 2 and arr.shape[1] == 1:
+                arr = arr[:, 0]
+            if arr.ndim != 1:
+                raise SchemaError(f"{where}: expected one id per row, shape [N] (or [N, 1]), found {list(arr.shape)}")
         if arr.dtype.kind not in "iub":
             if not sparse.use_hash:
                 raise SchemaError(
@@ -342,15 +447,99 @@ def _activate(logits: Tensor, task: str) -> Tensor:
     return torch.sigmoid(logits) if task == "binary" else logits
 
 
-def _labels(y: Any, n: int) -> np.ndarray:  # noqa: ANN401
+def _check_batch_size(batch_size: Any, where: str) -> int:  # noqa: ANN401
+    """``batch_size`` as an int (None gives the default 256); `ArgumentError` unless it is a positive int."""
+    if batch_size is None:
+        return DEFAULT_BATCH_SIZE
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ArgumentError(
+            f"{where}: batch_size must be a positive int (or None for {DEFAULT_BATCH_SIZE}), got {batch_size!r}"
+        )
+    return int(batch_size)
+
+
+def _check_epochs(epochs: Any, initial_epoch: Any) -> None:  # noqa: ANN401
+    for name, value, low in (("epochs", epochs, 1), ("initial_epoch", initial_epoch, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ArgumentError(f"fit: {name} must be an int >= {low}, got {value!r}")
+    if initial_epoch >= epochs:
+        raise ArgumentError(
+            f"fit: initial_epoch ({initial_epoch}) must be smaller than epochs ({epochs}): epochs is the epoch to "
+            "stop at (Keras semantics), so fit trains epochs - initial_epoch epochs"
+        )
+
+
+def _dense_array(feat: DenseFeat, values: Any) -> np.ndarray:  # noqa: ANN401
+    """``values`` as float32 ``[N]`` (dimension 1) or ``[N, dimension]``; `SchemaError` naming ``feat`` otherwise."""
+    where = f"DenseFeat {feat.name!r}"
+    if isinstance(values, pd.Series) and pd.api.types.is_numeric_dtype(values.dtype):
+        arr = values.to_numpy(dtype=np.float32, na_value=np.nan)  # nullable dtypes: NA becomes NaN
+    else:
+        arr = np.asarray(values)
+    if arr.dtype.kind not in "biuf":
+        try:
+            arr = arr.astype(np.float32)
+        except (TypeError, ValueError) as err:
+            raise SchemaError(f"{where}: expected numbers (float32), found dtype {arr.dtype} ({err})") from None
+    arr = arr.astype(np.float32, copy=False)
+    dim = feat.dimension
+    if dim == 1 and arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != (1 if dim == 1 else 2) or (dim > 1 and arr.shape[1] != dim):
+        expected = "[N] (or [N, 1])" if dim == 1 else f"[N, {dim}]"
+        raise SchemaError(f"{where} (dimension {dim}): expected shape {expected}, found {list(arr.shape)}")
+    if not np.isfinite(arr).all():
+        raise SchemaError(f"{where}: NaN or infinite values; fill nulls before training")
+    return arr
+
+
+def _sequence_side_input(feat: VarLenSparseFeat, key: str, values: Any, weights: bool) -> np.ndarray:  # noqa: ANN401
+    """The lengths (``[N]``) or per-item weights (``[N, maxlen]``) of a sequence feature, checked."""
+    arr = np.asarray(values.to_numpy() if isinstance(values, pd.Series) else values)
+    what = f"{'weights' if weights else 'lengths'} {key!r} of VarLenSparseFeat {feat.name!r}"
+    if arr.dtype.kind not in "biuf":
+        raise SchemaError(f"{what}: expected numbers, found dtype {arr.dtype}")
+    if not weights and arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != (2 if weights else 1) or (weights and arr.shape[1] != feat.maxlen):
+        expected = f"[N, {feat.maxlen}]" if weights else "[N]"
+        raise SchemaError(f"{what}: expected shape {expected}, found {list(arr.shape)}")
+    return arr
+
+
+def _labels(y: Any, n: int, y_name: str, x_name: str, binary: str | None) -> np.ndarray:  # noqa: ANN401
+    """``y`` as float32 ``[N]``; `LabelError` naming ``y_name`` for a wrong type, shape, row count or value.
+
+    ``binary`` (the task and loss, for the message) asks for labels in [0, 1].
+    """
     if y is None:
-        raise LabelError("fit/evaluate need labels y")
-    arr = np.asarray(y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else y, dtype=np.float32)
+        raise LabelError(f"{y_name}: fit/evaluate need labels, got None")
+    arr = np.asarray(y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else y)
+    if arr.dtype.kind not in "biuf":
+        try:
+            arr = arr.astype(np.float32)
+        except (TypeError, ValueError) as err:
+            raise LabelError(f"{y_name}: expected numeric labels, found dtype {arr.dtype} ({err})") from None
+    arr = arr.astype(np.float32, copy=False)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise LabelError(
+            f"{y_name}: this model has one task, so labels must have shape [N] or [N, 1], found {list(arr.shape)}"
+        )
     if len(arr) != n:
-        raise LabelError(f"y has {len(arr)} rows, x has {n}")
-    if not np.isfinite(arr).all():
-        bad = np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(1))
-        raise LabelError(f"y has {len(bad)} NaN or infinite label(s) (first at row {bad[0]})")
+        raise LabelError(f"{y_name} has {len(arr)} rows, {x_name} has {n}")
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise LabelError(f"{y_name} has {len(bad)} NaN or infinite label(s) (first at row {bad[0]})")
+    if binary is not None:
+        outside = (arr < 0) | (arr > 1)
+        if outside.any():
+            values = np.unique(arr[outside])
+            shown = ", ".join(f"{v:g}" for v in values[:5]) + (", ..." if len(values) > 5 else "")
+            raise LabelError(
+                f"{y_name}: labels of a binary task ({binary}) must lie in [0, 1] (0/1 or soft labels); found "
+                f"{int(outside.sum())} outside it, values {shown} (min {arr.min():g}, max {arr.max():g})"
+            )
     return arr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from recstack.errors import SchemaError
-from recstack.export.serving import serving_batch
-from recstack.export.towers import read_tower_metadata
+from recstack.errors import ArgumentError, DataWarning, SchemaError
+from recstack.export.serving import ServingBatchCheck, serving_batch
+from recstack.export.towers import load_tower
 from recstack.features.pipeline import FeaturePipeline
 from recstack.index import Index, load_index
 
@@ -23,7 +25,13 @@ class Retriever:
 
     ``user_tower``: a loaded TorchScript tower or its path; ``pipeline``: a fitted `FeaturePipeline` or the
     directory it was saved to (it hashes raw categoricals the seed-000 way); ``index``: an `Index` or its
-    directory. `from_dir` loads ``DIR/user_tower.pt``, ``DIR/pipeline`` and ``DIR/index``.
+    directory. `from_dir` loads ``DIR/user_tower.pt``, ``DIR/pipeline`` and ``DIR/index``. The pipeline must be
+    the one the tower was exported with (`SchemaError` when its fingerprint differs from the tower's).
+
+    Each batch of users is checked before the tower runs (`ServingBatchCheck`: `SchemaError` naming the
+    feature). Values the tower imputes (absent features, NaN numbers, null categoricals) are added up per
+    feature in ``imputed_counts``; a `DataWarning` names them with their counts whenever a batch imputes a
+    feature this Retriever has not warned about yet, so a server logs at most one warning per feature.
     """
 
     def __init__(
@@ -32,14 +40,43 @@ class Retriever:
         pipeline: FeaturePipeline | str | os.PathLike,
         index: Index | str | os.PathLike,
     ) -> None:
-        inputs: list[str] | None = None
+        meta: dict[str, Any] | None = None
+        tower_name = "(a loaded module)"
         if isinstance(user_tower, (str, os.PathLike)):
-            inputs = read_tower_metadata(user_tower)["inputs"]
-            user_tower = torch.jit.load(str(user_tower), map_location="cpu")
+            tower_name = str(user_tower)
+            user_tower, meta = load_tower(user_tower)
         self.user_tower = user_tower.eval()
+        pipeline_name = "(a FeaturePipeline object)" if isinstance(pipeline, FeaturePipeline) else str(pipeline)
         self.pipeline = pipeline if isinstance(pipeline, FeaturePipeline) else FeaturePipeline.load(pipeline)
         self.index = index if isinstance(index, Index) else load_index(index)
-        self.inputs = inputs
+        module_inputs = getattr(user_tower, "inputs", None)
+        if meta is not None:
+            self.inputs: list[str] | None = list(meta["inputs"])
+            required = list(meta.get("required", []))
+            expected = meta.get("pipeline_fingerprint")
+        else:
+            self.inputs = list(module_inputs.names) if hasattr(module_inputs, "names") else None
+            required = list(getattr(module_inputs, "required", []))
+            expected = getattr(user_tower, "pipeline_fingerprint", None)
+        if expected:
+            actual = self.pipeline.fingerprint()
+            if actual != expected:
+                raise SchemaError(
+                    f"pipeline {pipeline_name} (fingerprint {actual[:12]}) is not the pipeline the user tower "
+                    f"{tower_name} was exported with (fingerprint {expected[:12]}): it was refitted or belongs to "
+                    "another model; serve the tower with the pipeline saved beside it"
+                )
+        elif meta is not None:
+            warnings.warn(
+                f"user tower {tower_name} records no pipeline fingerprint (exported by an older recstack), so "
+                f"pipeline {pipeline_name} cannot be checked against it; re-export it with export_user_tower",
+                DataWarning,
+                stacklevel=2,
+            )
+        self._check = ServingBatchCheck(self.pipeline, self.inputs, required)
+        self.imputed_counts: dict[str, int] = {}
+        self._warned_imputed: set[str] = set()
+        self._lock = threading.Lock()
 
     @classmethod
     def from_dir(cls, path: str | os.PathLike) -> Retriever:
@@ -53,12 +90,41 @@ class Retriever:
     @torch.no_grad()
     def user_vectors(self, users: Any) -> np.ndarray:  # noqa: ANN401
         """``[U, D]`` float32 user embeddings from raw user rows (DataFrame / dict / Arrow) or a seed-000 batch
-        (a dict of tensors, already hashed)."""
+        (a dict of tensors, already hashed); ``[0, D]`` for no users."""
         if isinstance(users, Mapping) and users and all(isinstance(v, Tensor) for v in users.values()):
             batch = dict(users)
         else:
             batch = serving_batch(users, self.pipeline, self.inputs)
-        return self.user_tower(batch).float().cpu().numpy()
+        rows, imputed = self._check(batch)
+        if imputed:
+            self._count_imputed(imputed, rows)
+        vectors = self.user_tower(batch).float().cpu().numpy()
+        bad = ~np.isfinite(vectors).all(1)
+        if bad.any():
+            raise SchemaError(
+                f"the user tower returned NaN or inf vectors for {int(bad.sum())} of {rows} users (first rows: "
+                f"{np.flatnonzero(bad)[:5].tolist()}); their input features passed the finite checks, so the tower "
+                "itself produced them (NaN or inf weights, or an overflow)"
+            )
+        return vectors
+
+    def _count_imputed(self, imputed: dict[str, int], rows: int) -> None:
+        with self._lock:
+            for name, n in imputed.items():
+                self.imputed_counts[name] = self.imputed_counts.get(name, 0) + n
+            new = set(imputed) - self._warned_imputed
+            self._warned_imputed |= new
+        if new:
+            counts = sorted(imputed.items(), key=lambda item: (-item[1], item[0]))
+            shown = ", ".join(f"{name!r}: {n}" for name, n in counts[:10])
+            shown += f" and {len(counts) - 10} more features" if len(counts) > 10 else ""
+            warnings.warn(
+                f"imputed user feature values in a batch of {rows} users ({shown}): absent features, NaN numbers and "
+                "null categoricals get the pipeline's fill values, which changes the recommendations; this warning "
+                "comes once per feature, Retriever.imputed_counts keeps the running totals",
+                DataWarning,
+                stacklevel=4,
+            )
 
     def recommend(
         self,
@@ -67,19 +133,27 @@ class Retriever:
         exclude: Sequence[Sequence[int]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(scores [U, k], item_ids [U, k])`` best first; ``exclude[u]`` lists item ids user u must not get
-        (already seen). Rows with fewer than k candidates left are padded with id -1 and score -inf."""
-        if k < 1:
-            raise SchemaError(f"k must be >= 1, got {k}")
+        (already seen). Rows with fewer than k candidates left are padded with id -1 and score -inf.
+
+        Bad ``k`` or ``exclude`` raise `ArgumentError`."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ArgumentError(
+                f"k must be an integer >= 1 (items per user), got {k!r} of type {type(k).__name__}"
+            )
+        k = int(k)
+        excluded = _exclude_arrays(exclude)
         queries = self.user_vectors(users)
         n = len(queries)
-        if exclude is not None and len(exclude) != n:
-            raise SchemaError(f"exclude has {len(exclude)} lists for {n} users")
-        if not exclude or not any(len(e) for e in exclude):
+        if excluded is not None and len(excluded) != n:
+            raise ArgumentError(
+                f"exclude has {len(excluded)} lists for {n} users: expected one list of item ids per user"
+            )
+        lengths = np.fromiter((len(e) for e in excluded or ()), dtype=np.int64)
+        if not lengths.any():
             return self.index.search(queries, k)
-        lengths = np.fromiter((len(e) for e in exclude), dtype=np.int64, count=n)
         fetch = min(k + int(lengths.max()), len(self.index))
         scores, ids = self.index.search(queries, fetch)
-        seen = np.concatenate([np.asarray(e, dtype=np.int64).reshape(-1) for e in exclude])
+        seen = np.concatenate(excluded)
         owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
         pair = np.dtype([("u", np.int64), ("i", np.int64)])
         banned = np.empty(len(seen), dtype=pair)
@@ -100,3 +174,29 @@ class Retriever:
             out_ids = np.pad(out_ids, ((0, 0), (0, pad)), constant_values=-1)
             out_scores = np.pad(out_scores, ((0, 0), (0, pad)), constant_values=-np.inf)
         return out_scores, out_ids
+
+
+def _exclude_arrays(exclude: Any) -> list[np.ndarray] | None:  # noqa: ANN401
+    """``exclude`` as one int64 array of item ids per user; `ArgumentError` for any other form."""
+    if exclude is None:
+        return None
+    form = "a list holding one list of item ids per user ([[id, ...], ...]; [] for a user with none)"
+    if isinstance(exclude, (str, bytes, Mapping)) or not isinstance(exclude, (Sequence, np.ndarray)):
+        raise ArgumentError(f"exclude must be {form}, got {type(exclude).__name__}")
+    flat = [
+        u for u, e in enumerate(exclude) if isinstance(e, (str, bytes)) or not isinstance(e, (Sequence, np.ndarray))
+    ]
+    if flat:
+        u = flat[0]
+        raise ArgumentError(
+            f"exclude must be {form}, but exclude[{u}] is {exclude[u]!r} ({type(exclude[u]).__name__}): a flat list "
+            "of ids for one user goes in as [[id, ...]]"
+        )
+    arrays = [np.asarray(e) for e in exclude]
+    for u, a in enumerate(arrays):
+        if a.size and (a.ndim != 1 or a.dtype.kind not in "iu"):
+            raise ArgumentError(
+                f"exclude must be {form}, but exclude[{u}] holds {a.dtype} values of shape {a.shape} (e.g. "
+                f"{a.reshape(-1)[0]!r}); expected a flat list of integer (int64) item ids"
+            )
+    return [a.astype(np.int64).reshape(-1) for a in arrays]

@@ -23,9 +23,17 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from recstack.errors import FormatVersionError, LabelError
+from recstack.errors import ArgumentError, LabelError
 from recstack.metrics import get_metric
-from recstack.training.callbacks import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Callback, History
+from recstack.training.callbacks import Callback, History
+from recstack.training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    check_compatible,
+    class_name,
+    optimizer_layout,
+    read_checkpoint,
+)
 from recstack.training.malloc import keep_freed_memory
 from recstack.training.optim import CombinedOptimizer, RowSparseOptimizer
 
@@ -70,6 +78,7 @@ class Trainer:
         self.stop_training = False
         self.scheduler: Any = None
         self.history = History()
+        self.has_validation = False  # whether the current (or last) fit validates after each epoch
 
     # ---- optimizers and checkpoints ------------------------------------------------------------------
 
@@ -88,25 +97,23 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "format_version": CHECKPOINT_VERSION,
             "epoch": epoch,
+            "model_class": class_name(self.model),
             "model_state": self.model.state_dict(),
+            "optimizer_layout": optimizer_layout(self.optimizer),
             "optimizer_state": self.optimizer.state_dict() if self.optimizer is not None else None,
             "scheduler_state": self.scheduler.state_dict() if self.scheduler is not None else None,
         }
 
     def load_checkpoint(self, path: str | os.PathLike) -> int:
-        """Restore a checkpoint written by `ModelCheckpoint`; returns its epoch (pass it as ``initial_epoch``)."""
-        try:
-            ckpt = torch.load(path, map_location=self.device, weights_only=False)
-        except Exception as err:  # noqa: BLE001 - torch raises many kinds for a damaged file
-            raise FormatVersionError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
-        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise FormatVersionError(
-                f"{path}: not a recstack checkpoint (weights-only files load with load_state_dict)"
-            )
-        if ckpt.get("format_version") != CHECKPOINT_VERSION:
-            raise FormatVersionError(f"{path}: checkpoint format_version {ckpt.get('format_version')!r} unsupported")
-        self.model.load_state_dict(ckpt["model_state"])
+        """Restore a checkpoint written by `ModelCheckpoint`; returns its epoch (pass it as ``initial_epoch``).
+
+        The file is read without unpickling code and checked against the model and optimizer first: a
+        damaged file or one written for another model or optimizer raises and leaves both untouched.
+        """
+        ckpt = read_checkpoint(path, map_location=self.device)
         opt = self._ensure_optimizer()
+        check_compatible(ckpt, path, self.model, opt)
+        self.model.load_state_dict(ckpt["model_state"])
         if ckpt["optimizer_state"] is not None:
             opt.load_state_dict(ckpt["optimizer_state"])
         if self.scheduler is not None and ckpt.get("scheduler_state") is not None:
@@ -130,6 +137,7 @@ class Trainer:
         keep_freed_memory()
         opt = self._ensure_optimizer()
         self.stop_training = False
+        self.has_validation = val_data is not None
         callbacks = [self.history] + self.callbacks
         for cb in callbacks:
             cb.set_trainer(self)
@@ -157,6 +165,28 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_end(logs)
         return self.history
+
+    def epoch_log_keys(self, validation: bool) -> list[str] | None:
+        """The keys of the logs `fit` hands the callbacks at each epoch end; None where they are not known in advance.
+
+        They are ``loss``, the keys the model's steps log, the metric names, the same with a ``val_`` prefix when
+        ``validation``, and the keys callbacks add. Known when the model lists its step keys (``step_log_keys()``)
+        and every callback lists the keys it adds (`Callback.added_log_keys`). A metric undefined on an epoch's
+        data (AUC of one class) is left out of that epoch's logs.
+        """
+        step_log_keys = getattr(self.model, "step_log_keys", None)
+        if step_log_keys is None:
+            return None
+        keys = ["loss", *step_log_keys(), *(name for name, _ in self.metrics)]
+        if validation:
+            keys += [f"val_{k}" for k in keys]
+        for cb in [self.history, *self.callbacks]:
+            added_log_keys = getattr(cb, "added_log_keys", None)
+            added = added_log_keys() if added_log_keys is not None else None
+            if added is None:
+                return None
+            keys += added
+        return list(dict.fromkeys(keys))
 
     def _train_epoch(
         self, data: Iterable[Batch], opt: torch.optim.Optimizer, epoch: int, epochs: int, callbacks: list[Callback]
@@ -208,6 +238,8 @@ class Trainer:
                 bar.set_postfix(loss=f"{total_loss / max(total_rows, 1):.4f}")
             for cb in callbacks:
                 cb.on_batch_end(step, {"loss": float(loss.detach())})
+        if total_rows == 0:
+            raise ArgumentError(f"fit: the training data gave 0 rows in epoch {epoch + 1}: nothing to train on")
         logs = {"loss": total_loss / max(total_rows, 1)}
         logs.update({k: v / max(total_rows, 1) for k, v in extra.items()})
         logs.update(self._metric_logs(preds, targets))
@@ -232,6 +264,8 @@ class Trainer:
             if pred is not None and target is not None:
                 preds.append(pred.float().reshape(rows, -1).cpu())
                 targets.append(target.float().reshape(rows, -1).cpu())
+        if total_rows == 0:
+            raise ArgumentError("evaluate: the data gave 0 rows; loss and metrics need at least one")
         logs = {"loss": total_loss / max(total_rows, 1)}
         logs.update({k: v / max(total_rows, 1) for k, v in extra.items()})
         logs.update(self._metric_logs(preds, targets))

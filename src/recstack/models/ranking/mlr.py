@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recstack.errors import SchemaError
 from recstack.features.columns import Feature
 from recstack.models.base import BaseModel, ZeroLogit
 from recstack.nn.core import PredictionLayer
@@ -67,6 +68,7 @@ class MLR(BaseModel):
     """
 
     __jit_unused_properties__ = ["feature_columns"]
+    builds_own_inputs = True
 
     def __init__(
         self,
@@ -86,7 +88,7 @@ class MLR(BaseModel):
         if isinstance(region_num, bool) or int(region_num) != region_num or region_num <= 1:
             raise ValueError(f"MLR: region_num must be an integer > 1, got {region_num!r}")
         if not region_feature_columns:
-            raise ValueError("MLR: region_feature_columns is empty")
+            raise SchemaError("MLR needs at least one feature column: region_feature_columns is empty")
         self.region_num = int(region_num)
         self.region_feature_columns = list(region_feature_columns)
         self.base_feature_columns = list(base_feature_columns or []) or list(self.region_feature_columns)

@@ -1,7 +1,9 @@
 """One tower of a two-tower model: its features -> embeddings + dense inputs -> MLP -> K-dim vector."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -17,7 +19,8 @@ class Tower(nn.Module):
 
     Sparse and sequence features go through one `EmbeddingCollection` (hashed ids are reduced inside
     ``forward``), dense features are concatenated as float32, and an MLP (``hidden_units``, each
-    Linear -> activation -> dropout, optional LayerNorm) ends in a Linear to ``embedding_dim``.
+    Linear -> activation -> dropout, optional LayerNorm) ends in a Linear to ``embedding_dim``. A batch of
+    0 rows gives ``[0, embedding_dim]``.
     """
 
     def __init__(
@@ -51,6 +54,8 @@ class Tower(nn.Module):
         in_dim = (sum(self.embeddings.dims) if self.embeddings is not None else 0) + (
             self.dense.total_dim if self.dense is not None else 0
         )
+        self.in_dim = in_dim
+        self.row_key = columns[0].name
         layers: list[nn.Module] = []
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
             torch.manual_seed(seed)
@@ -79,7 +84,59 @@ class Tower(nn.Module):
                     names.append(f.weight_name)
         return names
 
+    @torch.jit.unused
+    def table_sizes(self) -> dict[str, int]:
+        """Rows of the embedding table behind each sparse or sequence feature (grown tables included)."""
+        sizes: dict[str, int] = {}
+        if self.embeddings is None:
+            return sizes
+        for table in self.embeddings.tables():
+            rows = dict(zip(table.table_names, table.table_sizes))
+            sizes.update({name: rows[t] for name, t in zip(table.fixed_names, table.fixed_tables)})
+            sizes.update({name: rows[t] for name, t in zip(table.seq_names, table.seq_tables)})
+        return sizes
+
+    @torch.jit.unused
+    def check_inputs(self, x: Mapping[str, Any], what: str) -> None:  # noqa: ANN401
+        """Raise `SchemaError` naming the feature when an encoded column cannot go through this tower.
+
+        Vocabulary ids must be integers inside their embedding table (hashed features take any integer);
+        dense features must be finite numbers (the pipeline fills nulls before they get here).
+        """
+        sizes = self.table_sizes()
+        for feat in self.feature_columns:
+            arr = np.asarray(x[feat.name])
+            kind = f"{what}: {type(feat).__name__} {feat.name!r}"
+            if isinstance(feat, DenseFeat):
+                if arr.dtype.kind not in "fiub":
+                    raise SchemaError(f"{kind}: expected numbers, got dtype {arr.dtype}")
+                if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                    bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(1)
+                    raise SchemaError(
+                        f"{kind}: {int(np.isnan(arr).sum())} NaN and {int(np.isinf(arr).sum())} infinite value(s) "
+                        f"in {int(bad.sum())} row(s) (first at row {int(np.argmax(bad))}); expected finite numbers: "
+                        "encode the data with the fitted FeaturePipeline, which fills nulls"
+                    )
+                continue
+            sparse = feat.sparsefeat if isinstance(feat, VarLenSparseFeat) else feat
+            if arr.dtype.kind not in "iub":
+                raise SchemaError(
+                    f"{kind}: expected integer ids, got dtype {arr.dtype}; encode it with the fitted FeaturePipeline"
+                )
+            if sparse.use_hash or arr.size == 0:
+                continue
+            size = sizes.get(feat.name, sparse.vocabulary_size)
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo < 0 or hi >= size:
+                raise SchemaError(
+                    f"{kind}: ids must lie in [0, {size}) (its embedding table), found {lo}..{hi}; encode it with "
+                    "the pipeline the model was built on"
+                )
+
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        first = batch[self.row_key]
+        if first.shape[0] == 0:
+            return self.mlp(torch.zeros([0, self.in_dim], device=first.device))
         parts: list[Tensor] = []
         embeddings = self.embeddings
         if embeddings is not None:

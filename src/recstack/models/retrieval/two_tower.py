@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recstack.data.datasets import DataFrameDataset
-from recstack.errors import LabelError, SchemaError
+from recstack.errors import ArgumentError, LabelError, SchemaError
 from recstack.features.columns import Feature, SparseFeat, VarLenSparseFeat
+from recstack.features.pipeline import FeaturePipeline
 from recstack.losses.softmax import in_batch_hit_rates, sampled_softmax_loss
 from recstack.models.retrieval.frequency import CountFrequency, StreamingFrequency
 from recstack.models.retrieval.tower import Tower
@@ -43,6 +44,11 @@ class TwoTowerModel(nn.Module):
     * ``loss="bce"``: pointwise logistic loss of the scaled dot product against ``label_column``.
 
     Logged per epoch: ``loss`` and in-batch ``hit_rate_at_{1,5,20,100,200}`` (seed 000's metric block).
+
+    ``pipeline`` (or ``set_pipeline``) records the fingerprint of the fitted `FeaturePipeline` whose
+    ``feature_columns`` built the model and whose ``transform`` encodes its data; it is part of the state dict,
+    and `export_user_tower` / `export_item_tower` refuse any other pipeline. A model that never saw a pipeline
+    records the one given to its first export.
     """
 
     def __init__(
@@ -68,6 +74,7 @@ class TwoTowerModel(nn.Module):
         l2_reg_embedding: float = 0.0,
         seed: int = 1024,
         device: str = "cpu",
+        pipeline: FeaturePipeline | None = None,
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
@@ -134,7 +141,38 @@ class TwoTowerModel(nn.Module):
         self._corpus: dict[str, Tensor] | None = None
         self._corpus_log_r: Tensor | None = None  # per item bucket: log proposal probability of extra negatives
         self._generator = torch.Generator().manual_seed(seed)
+        self.pipeline_fingerprint = ""
+        if pipeline is not None:
+            self.set_pipeline(pipeline)
         self.to(device)
+
+    # ---- the pipeline the model belongs to -----------------------------------------------------------
+
+    @torch.jit.unused
+    def set_pipeline(self, pipeline: FeaturePipeline) -> None:
+        """Record ``pipeline`` (fitted) as the one this model's inputs are encoded with, e.g. after
+        ``partial_fit`` and growing the embedding tables."""
+        if not isinstance(pipeline, FeaturePipeline):
+            raise ArgumentError(f"pipeline must be a fitted FeaturePipeline, got {type(pipeline).__name__}")
+        self.pipeline_fingerprint = pipeline.fingerprint()
+
+    @torch.jit.unused
+    def get_extra_state(self) -> dict[str, str]:
+        return {"pipeline_fingerprint": self.pipeline_fingerprint}
+
+    @torch.jit.unused
+    def set_extra_state(self, state: Any) -> None:  # noqa: ANN401
+        fingerprint = state.get("pipeline_fingerprint") if isinstance(state, dict) else None
+        if not isinstance(fingerprint, str):
+            raise SchemaError(
+                f"two-tower state: _extra_state must be a dict holding the str 'pipeline_fingerprint', got {state!r}"
+            )
+        self.pipeline_fingerprint = fingerprint
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        # a state dict without extra state (saved from a model that recorded no pipeline) keeps the current one
+        state_dict.setdefault(prefix + "_extra_state", self.get_extra_state())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ---- scoring -------------------------------------------------------------------------------------
 
@@ -237,17 +275,18 @@ class TwoTowerModel(nn.Module):
             if not bool(keep.all()):
                 batch = {k: v[keep] for k, v in batch.items()}
                 rows = int(keep.sum())
-        if rows < 2:
+        if self.num_negatives > 0 and extra_negatives and self._corpus is None:
+            raise SchemaError("num_negatives > 0 needs the item corpus: call set_item_corpus(items) first")
+        m = self.num_negatives if extra_negatives and self._corpus is not None else 0
+        if rows == 0 or (rows == 1 and m == 0):
+            # no negative to score against: a zero loss over 0 rows, left out of the epoch's means
             zero = sum(p.sum() for p in self.parameters()) * 0.0
-            return {"loss": zero, "rows": rows}
+            return {"loss": zero, "rows": 0}
         user = self.user_tower(batch)
         item = self.item_tower(batch)
         keys = batch[self.item_id_column].reshape(-1).long() if self.item_id_column in batch else None
         buckets = self._buckets(keys) if keys is not None and self.item_buckets else None
         log_q = extra_log_q = extra_items = extra_keys = None
-        m = self.num_negatives if extra_negatives and self._corpus is not None else 0
-        if self.num_negatives > 0 and extra_negatives and self._corpus is None:
-            raise SchemaError("num_negatives > 0 needs the item corpus: call set_item_corpus(items) first")
         if m > 0:
             extra_items, extra_keys, extra_buckets = self._sample_negatives(m, user.device)
         if self.frequency is not None and buckets is not None:
@@ -312,14 +351,37 @@ class TwoTowerModel(nn.Module):
         """Train on an encoded batch (``FeaturePipeline.transform`` output) and return the History.
 
         For ``loss="softmax"`` only positive rows are kept (``label_column`` > 0.5 when present) and, with
-        ``logq="counts"`` and no frequencies set yet, item frequencies are counted from those rows.
+        ``logq="counts"`` and no frequencies set yet, item frequencies are counted from those rows. Each row's
+        negatives are the other rows of its batch (plus ``num_negatives`` extras), so without extras a batch
+        needs at least 2 rows: ``batch_size`` must be >= 2, batches are full (a short last batch is dropped;
+        ``batch_size`` shrinks to the data when the data is smaller) and validation needs 2 positive rows.
         """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ArgumentError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        batch_size = int(batch_size)
+        min_rows = 2 if self.loss_name == "softmax" and self.num_negatives == 0 else 1
+        if batch_size < min_rows:
+            raise ArgumentError(
+                f"batch_size={batch_size}: loss='softmax' scores each row against the other rows of its batch "
+                "(in-batch negatives), so a batch needs at least 2 rows; use batch_size >= 2, or num_negatives > 0 "
+                "(with set_item_corpus) for extra negatives"
+            )
         train = self._prepare(x, "training data")
         val = self._prepare(validation_data, "validation data") if validation_data is not None else None
+        n_train = len(next(iter(train.values())))
+        if n_train < min_rows:
+            raise LabelError(
+                f"training data has {n_train} positive row: in-batch softmax needs at least 2 (or num_negatives > 0)"
+            )
+        if self.loss_name == "softmax" and val is not None and len(next(iter(val.values()))) < 2:
+            raise LabelError(
+                f"validation data has {len(next(iter(val.values())))} positive row: in-batch softmax validation "
+                "scores each row against the other rows, so it needs at least 2"
+            )
         if isinstance(self.frequency, CountFrequency) and not self.frequencies_set:
             self.set_item_frequencies(self.item_counts(train[self.item_id_column]))
-        if self.loss_name == "softmax" and len(next(iter(train.values()))) < batch_size:
-            batch_size = max(2, len(next(iter(train.values()))))
+        if self.loss_name == "softmax" and n_train < batch_size:
+            batch_size = n_train
         opt = build_optimizer(optimizer, self, lr) if isinstance(optimizer, str) else optimizer
         drop_last = self.loss_name == "softmax"
         data = DataFrameDataset(train, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, seed=self.seed)
@@ -348,6 +410,8 @@ class TwoTowerModel(nn.Module):
             arrays = {k: v[pos] for k, v in arrays.items()}
         if len(next(iter(arrays.values()))) == 0:
             raise LabelError(f"{what} has no positive rows to train on")
+        self.user_tower.check_inputs(arrays, what)
+        self.item_tower.check_inputs(arrays, what)
         return arrays
 
     @torch.jit.unused
@@ -361,6 +425,7 @@ class TwoTowerModel(nn.Module):
         missing = [n for n in names if n not in x]
         if missing:
             raise SchemaError(f"{tower} tower input is missing columns {missing}")
+        module.check_inputs(x, f"{tower} tower input")
         was_training = self.training
         self.eval()
         n = len(np.asarray(x[names[0]]))
