@@ -84,26 +84,10 @@ class BaseModel(nn.Module):
         self.stop_training = False
 
     def __getstate__(self) -> dict[str, Any]:
-        """The state pickled by ``torch.save(model)``, without the last fit's Trainer and its callbacks.
-
-        An optimizer ``compile`` built from a name travels as its state dict and is rebuilt on load: torch's
-        ``Optimizer`` pickles only its parameter groups and state, not the tables of recstack's row-sparse ones.
-        """
+        """The state pickled by ``torch.save(model)``, without the last fit's Trainer and its callbacks."""
         state = self.__dict__.copy()
         state["_trainer"] = None
-        compiled = state.get("_compiled")
-        if compiled is not None and compiled.get("optimizer_name") is not None:
-            saved = compiled["optimizer"].state_dict()
-            state["_compiled"] = {**compiled, "optimizer": None, "optimizer_state": saved}
         return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        compiled = self._compiled
-        if compiled is not None and "optimizer_state" in compiled:
-            opt = build_optimizer(compiled["optimizer_name"], self)
-            opt.load_state_dict(compiled.pop("optimizer_state"))
-            compiled["optimizer"] = opt
 
     # ---- pieces for subclasses -----------------------------------------------------------------------
 
@@ -233,10 +217,8 @@ class BaseModel(nn.Module):
             raise ArgumentError(f"compile: loss must be a name in {LOSSES} or a callable, got {type(loss).__name__}")
         for metric in metrics or []:
             get_metric(metric)  # an unknown name raises here, not after the first epoch
-        name = None
         if isinstance(optimizer, str):
             opt = build_optimizer(optimizer, self, lr)
-            name = optimizer
         elif isinstance(optimizer, torch.optim.Optimizer):
             for t in self.modules():  # every fused table, including a model's extra collections
                 if isinstance(t, FusedTable):
@@ -244,7 +226,7 @@ class BaseModel(nn.Module):
             opt = optimizer
         else:
             raise TypeError(f"optimizer must be a name or a torch.optim.Optimizer, got {type(optimizer).__name__}")
-        self._compiled = {"optimizer": opt, "optimizer_name": name, "loss": loss, "metrics": list(metrics or [])}
+        self._compiled = {"optimizer": opt, "loss": loss, "metrics": list(metrics or [])}
 
     def _require_compiled(self) -> dict[str, Any]:
         if self._compiled is None:

@@ -39,6 +39,10 @@ class RowSparseOptimizer(torch.optim.Optimizer):
         self.kind = kind
         self.initial_accumulator_value = initial_accumulator_value
 
+    def __getstate__(self) -> dict[str, Any]:
+        # torch's Optimizer pickles only defaults, state and param_groups; the tables and kind are needed too
+        return self.__dict__.copy()
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop rows gathered by forwards whose step was skipped."""
         for t in self.tables:
@@ -122,6 +126,9 @@ class CombinedOptimizer(torch.optim.Optimizer):
         self._optimizer_state_dict_post_hooks: dict[int, Any] = {}
         self._optimizer_load_state_dict_pre_hooks: dict[int, Any] = {}
         self._optimizer_load_state_dict_post_hooks: dict[int, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__.copy()
 
     def step(self, closure: Any = None) -> Any:  # noqa: ANN401
         loss = closure() if closure is not None else None
