@@ -26,7 +26,7 @@ from recstack.features import hash_values
 from recstack.models import TwoTowerModel
 from two_tower_data import short_video
 
-SEED_BATCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed000" / "example_batch.txt"
+SEED_BATCH = Path(__file__).parent / "data" / "example_batch.txt"
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,6 @@ def test_missing_required_and_bad_dtype_raise_clear_errors(trained):
         loaded({"nothing": torch.zeros(2, 1)})
 
 
-@pytest.mark.skipif(not SEED_BATCH.exists(), reason=f"seed-000 example batch not found at {SEED_BATCH}")
 def test_fresh_process_runs_the_seed_example_batch_with_plain_torch(trained):
     df, pipe, model, out = trained
     code = (

@@ -22,7 +22,7 @@ from recstack.data.synthetic import (
 )
 
 SEED_SPEC = Path("/work/shared/seeds/000_314365bbd0af0e01.txt")
-SEED_BATCH = Path("/work/shared/data/seed000/example_batch.txt")
+SEED_BATCH = Path(__file__).parent / "data" / "example_batch.txt"
 
 
 def rank_auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -80,7 +80,6 @@ def test_lists_are_the_seed_lists_verbatim():
     )
 
 
-@pytest.mark.skipif(not SEED_BATCH.exists(), reason="seed 000 example batch not available")
 def test_dtypes_reproduce_the_example_batch():
     batch = eval(SEED_BATCH.read_text(), {"tensor": torch.tensor, "torch": torch})  # trusted local file
     expected = {name: str(t.dtype).removeprefix("torch.") for name, t in batch.items()}
@@ -88,7 +87,6 @@ def test_dtypes_reproduce_the_example_batch():
     assert schema.DTYPES == expected
 
 
-@pytest.mark.skipif(not SEED_BATCH.exists(), reason="seed 000 example batch not available")
 def test_vocabularies_contain_the_production_values(videos):
     """Values whose spec hash (xxh64(str(value), seed=xxh32(column, 0)) - 2**63) appears in the batch."""
     xxhash = pytest.importorskip("xxhash")
