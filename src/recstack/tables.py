@@ -347,6 +347,13 @@ def _is_numeric_arrow(t: pa.DataType) -> bool:
 
 def to_float(col: Column, where: str) -> np.ndarray:
     """A numeric column as float64 with NaN for nulls; a non-numeric one raises `SchemaError`."""
+    if isinstance(col, list):  # parsed JSON: numbers, bools, None (NaN) and numeric text, as NumPy converts them
+        try:
+            values = np.array(col, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            values = None
+        if values is not None and values.ndim == 1:
+            return values
     if isinstance(col, pd.Series):
         if pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_numeric_dtype(col.dtype):
             return col.to_numpy(dtype=np.float64, na_value=np.nan)

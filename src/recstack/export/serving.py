@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,8 +34,14 @@ def serving_batch(data: TableLike, pipeline: FeaturePipeline, names: Sequence[st
     pipeline's features present in ``data``; absent ones are left out for the tower to impute).
 
     A dict of columns whose feature columns differ in length raises `SchemaError` naming the odd ones; columns
-    that no wanted feature reads are ignored."""
+    that no wanted feature reads are ignored. Records (a list of dicts, as parsed from JSON) give the same
+    batch as the dict of their columns; a key absent from some records is a null there."""
     wanted = set(names) if names is not None else None
+    if isinstance(data, list) and all(isinstance(r, Mapping) for r in data):
+        fast = _records_batch(data, pipeline, wanted)
+        if fast is not None:
+            return fast
+        data = _records_to_columns(data)
     if isinstance(data, Mapping) and not is_path_input(data):
         readers: dict[str, str] = {}
         for feat in pipeline._declared:
@@ -75,6 +83,58 @@ def serving_batch(data: TableLike, pipeline: FeaturePipeline, names: Sequence[st
             seq[rows, pos] = keys
             out[feat.name] = torch.from_numpy(seq)
             out[feat.length_key] = torch.from_numpy(clipped.astype(np.int64))
+    return out
+
+
+def _records_to_columns(records: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The columns of a list of records; a key absent from a record is None there."""
+    keys = dict.fromkeys(k for r in records for k in r)
+    return {k: [r.get(k) for r in records] for k in keys}
+
+
+def _records_batch(
+    records: list[Mapping[str, Any]], pipeline: FeaturePipeline, wanted: set[str] | None
+) -> dict[str, Tensor] | None:
+    """`serving_batch` of records with every scalar number feature converted in one NumPy call; None when the
+    records need the column-by-column path (values that are not plain numbers, keys that collide, vectors)."""
+    present = set().union(*records) if records else set()
+    if not all(isinstance(k, str) for k in present):
+        return None
+    original = {(k.lower() if pipeline.lowercase else k): k for k in present}
+    if len(original) != len(present):
+        return None
+    numeric: list[str] = []
+    other: list[Feature] = []
+    for feat in pipeline._declared:
+        if (wanted is not None and feat.name not in wanted) or feat.name not in original:
+            continue
+        if (isinstance(feat, DenseFeat) and feat.dimension == 1) or (
+            isinstance(feat, SparseFeat) and feat.n_bins is not None
+        ):
+            numeric.append(feat.name)
+        else:
+            other.append(feat)
+    out: dict[str, Tensor] = {}
+    if numeric:
+        keys = [original[n] for n in numeric]
+        pick = operator.itemgetter(*keys)
+        try:
+            rows = [pick(r) for r in records]
+        except KeyError:
+            rows = [tuple(r.get(k) for k in keys) for r in records]
+        try:
+            matrix = np.array(rows, dtype=np.float64).reshape(len(records), len(numeric))
+        except (TypeError, ValueError, OverflowError):
+            return None
+        for name, column in zip(numeric, torch.from_numpy(np.ascontiguousarray(matrix.T)).unsqueeze(-1).unbind(0)):
+            out[name] = column
+    if other:
+        columns = {f.name: [r.get(original[f.name]) for r in records] for f in other}
+        for f in other:
+            weight = f.weight_name if isinstance(f, VarLenSparseFeat) else None
+            if weight and weight in original:
+                columns[weight] = [r.get(original[weight]) for r in records]
+        out.update(serving_batch(columns, pipeline, [f.name for f in other]))
     return out
 
 
@@ -122,7 +182,18 @@ class ServingBatchCheck:
         }
 
     def __call__(self, batch: Mapping[str, Tensor]) -> tuple[int, dict[str, int]]:
-        lengths = {f.name: _length(batch[f.name]) for f in self.features if f.name in batch}
+        lengths: dict[str, int] = {}
+        present: list[tuple[Feature, Tensor]] = []
+        for feat in self.features:
+            x = batch.get(feat.name)
+            if x is None:
+                continue
+            if not isinstance(x, Tensor):
+                lengths[feat.name] = _length(x)
+                x = torch.as_tensor(x)
+            else:
+                lengths[feat.name] = int(x.shape[0]) if x.dim() else 1
+            present.append((feat, x))
         if not lengths:
             raise SchemaError(
                 "the serving batch has none of the tower's features; expected some of "
@@ -133,14 +204,13 @@ class ServingBatchCheck:
         if missing:
             raise SchemaError(f"the serving batch is missing required feature(s) {missing}; send them for every user")
         imputed: dict[str, int] = {}
+        if self.count_absent and len(present) < len(self.features):
+            for feat in self.features:
+                if feat.name not in lengths:
+                    imputed[feat.name] = rows * (feat.dimension if isinstance(feat, DenseFeat) else 1)
         numbers: list[tuple[Feature, Tensor]] = []
-        for feat in self.features:
+        for feat, x in present:
             name = feat.name
-            if name not in batch:
-                if self.count_absent:
-                    imputed[name] = rows * (feat.dimension if isinstance(feat, DenseFeat) else 1)
-                continue
-            x = torch.as_tensor(batch[name])
             if name in self.fill_keys or isinstance(feat, VarLenSparseFeat):
                 if x.dtype != torch.int64:
                     raise SchemaError(
@@ -158,7 +228,7 @@ class ServingBatchCheck:
     @staticmethod
     def _count_nan(numbers: list[tuple[Feature, Tensor]], rows: int, imputed: dict[str, int]) -> None:
         """NaN counts of the numeric features into ``imputed``; `SchemaError` for an infinite dense value."""
-        mats = [x.reshape(rows, -1) for _, x in numbers]
+        mats = [x if x.dim() == 2 else x.reshape(rows, -1) for _, x in numbers]
         values = torch.cat(mats, 1)
         if bool(torch.isfinite(values).all()):
             return
