@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,8 @@ from recstack.data.synthetic import (
     short_video_label,
 )
 
-SEED_SPEC = Path("/work/shared/seeds/000_314365bbd0af0e01.txt")
+# column lists of the production V1 spec, copied verbatim from its five feature-list sections
+V1_SPEC_COLUMNS = Path(__file__).parent / "data" / "v1_spec_columns.json"
 SEED_BATCH = Path(__file__).parent / "data" / "example_batch.txt"
 
 
@@ -59,25 +60,13 @@ def clicks() -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _seed_list(text: str, title: str) -> list[str]:
-    """The quoted names of the first ``\\[ \\'...\\' \\]`` list after ``title`` in the (escaped) spec."""
-    start = text.index(title)
-    open_ = re.compile(r"\\\[\s*\\'").search(text, start).start()
-    close = text.index("\\]", open_ + 2)
-    return re.findall(r"\\'([A-Za-z0-9_]+)\\'", text[open_:close])
-
-
-@pytest.mark.skipif(not SEED_SPEC.exists(), reason="seed 000 spec not available")
-def test_lists_are_the_seed_lists_verbatim():
-    text = SEED_SPEC.read_text()
-    assert list(schema.USER_NUMERIC) == _seed_list(text, "## V1 Numerical features for user tower")
-    user_categorical = _seed_list(text, "## V1 Categorical (string) features for user tower")
-    assert list(schema.USER_CATEGORICAL) == user_categorical
-    assert list(schema.LOCATION) == _seed_list(text, "## V1 Location features for user tower")
-    assert list(schema.TRAIN_NUMERIC) == _seed_list(text, "## V1 All numerical features used in training")
-    assert list(schema.TRAIN_CATEGORICAL) == _seed_list(
-        text, "## V1 All categorical (string) features used in training"
-    )
+def test_lists_are_the_production_v1_lists_verbatim():
+    spec = json.loads(V1_SPEC_COLUMNS.read_text())
+    assert list(schema.USER_NUMERIC) == spec["user_numeric"]
+    assert list(schema.USER_CATEGORICAL) == spec["user_categorical"]
+    assert list(schema.LOCATION) == spec["location"]
+    assert list(schema.TRAIN_NUMERIC) == spec["train_numeric"]
+    assert list(schema.TRAIN_CATEGORICAL) == spec["train_categorical"]
 
 
 def test_dtypes_reproduce_the_example_batch():

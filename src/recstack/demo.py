@@ -1,4 +1,4 @@
-"""The end-to-end demo: synthetic short-video log -> seed-000 features -> fitted pipeline -> batch."""
+"""The end-to-end demo: synthetic short-video log -> production V1 features -> fitted pipeline -> batch."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from recstack.features import DenseFeat, Feature, FeaturePipeline, SparseFeat
 
 
 def short_video_features(hash_buckets: int = 1_000_000) -> list[Feature]:
-    """The seed-000 V1 training features: numeric standardized, categorical hashed, location raw."""
+    """The production V1 training features: numeric standardized, categorical hashed, location raw."""
     cols: list[Feature] = [
         SparseFeat(name, hash_buckets, embedding_dim=16, use_hash=True) for name in schema.TRAIN_CATEGORICAL
     ]

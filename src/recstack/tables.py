@@ -1,7 +1,8 @@
 """Tabular input: DataFrames, Arrow tables, dicts of arrays and Parquet/CSV files as named columns.
 
 Everything above the raw data reads columns through here, so the accepted inputs, the lower-casing of
-column names (seed 000) and the error messages are the same for the pipeline, the datasets and serving.
+column names (as the production V1 spec does) and the error messages are the same for the pipeline, the
+datasets and serving.
 """
 
 from __future__ import annotations

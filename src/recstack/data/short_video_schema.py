@@ -1,4 +1,4 @@
-"""Column schema of the short-video two-tower dataset (seed 000: the production V1 spec).
+"""Column schema of the short-video two-tower dataset (the production V1 spec).
 
 Everything here is transcribed from the V1 spec and its example input batch and hard-coded: the package
 never reads the spec at run time.

@@ -7,7 +7,7 @@ from a raw column; models read only the DeepCTR fields.
 Id conventions shared by every sparse feature (0 is always padding):
 
 * vocabulary features: 0 padding, 1 out-of-vocabulary, 2.. known values;
-* hashed features (``use_hash=True``): the raw seed-000 int64 hash; models reduce it into
+* hashed features (``use_hash=True``): the raw int64 xxh64 column hash; models reduce it into
   ``vocabulary_size`` buckets inside ``forward`` (see `recstack.features.hashing.bucketize_hashes`);
 * discretized numeric features (``n_bins``): 1..n_bins, so ``vocabulary_size == n_bins + 1``.
 """
@@ -60,7 +60,7 @@ class SparseFeat(
 
     Preprocessing fields: ``min_freq`` (values seen fewer times map to the out-of-vocabulary id),
     ``n_bins`` (the raw column is numeric: discretize it into this many quantile bins), ``fill_value``
-    (what a null becomes before encoding: ``"NA"`` for strings, as in seed 000, ``-1`` for discretized
+    (what a null becomes before encoding: ``"NA"`` for strings, as in the production V1 spec, ``-1`` for discretized
     numbers). ``vocabulary_size=None`` lets the pipeline set it from the fitted vocabulary; a number given
     for a vocabulary feature caps the vocabulary at that many ids (most frequent values kept).
     """
@@ -134,7 +134,7 @@ class DenseFeat(namedtuple("DenseFeat", ["name", "dimension", "dtype", "normaliz
 
     ``normalization``: ``None``, ``"standard"`` (zero mean, unit variance) or ``"minmax"`` (to [0, 1]);
     statistics are exact and update incrementally on ``partial_fit``. ``fill_value`` (default -1, as in
-    seed 000) replaces nulls before normalization. A column with ``dimension > 1`` holds lists or arrays.
+    the production V1 spec) replaces nulls before normalization. A column with ``dimension > 1`` holds lists or arrays.
     """
 
     __slots__ = ()

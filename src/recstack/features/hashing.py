@@ -1,4 +1,4 @@
-"""Categorical hashing: the production "seed 000" rule, bit-exact and vectorised.
+"""Categorical hashing: xxh64 column hashing (the production V1 rule), bit-exact and vectorised.
 
 The rule: ``seed = xxh32(column.lower().encode("utf-8"), 0)`` and, for every value,
 ``xxh64(str(value).encode("utf-8"), seed) - 2**63`` as an int64, with nulls hashed as the string ``"NA"``.

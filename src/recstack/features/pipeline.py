@@ -51,7 +51,7 @@ class FeaturePipeline:
     columnar batch: int64 ids ``[N]`` for sparse features, float32 ``[N]`` (or ``[N, dimension]``) for dense
     ones, int64 ``[N, maxlen]`` plus int64 lengths (and float32 weights) for sequences, and float32 labels.
 
-    Column names are matched lower-cased (seed 000) and every output key is lower-cased.
+    Column names are matched lower-cased (as the production V1 spec does) and every output key is lower-cased.
     ``feature_columns`` gives the columns with their fitted vocabulary sizes, ready for a model.
     """
 

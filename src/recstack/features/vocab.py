@@ -30,7 +30,7 @@ class VocabularyUpdate:
 class Vocabulary:
     """Maps categorical values to ids: 0 padding, 1 out-of-vocabulary, 2.. known values by frequency.
 
-    Values are identified by their seed-000 64-bit hash (computed by the caller), so lookups of any
+    Values are identified by their 64-bit xxh64 column hash (computed by the caller), so lookups of any
     value type are one vectorised int64 hash-table probe. ``update`` accumulates counts; ``finalize``
     gives ids to the values that reached ``min_freq`` (most frequent first), appending after existing
     ids so a trained embedding table can grow in place. Values below ``min_freq`` keep being counted and

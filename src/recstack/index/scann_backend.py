@@ -29,7 +29,7 @@ def default_leaves_to_search(num_leaves: int) -> int:
 
 @register_backend
 class ScannIndex(Index):
-    """ScaNN searcher, as seed 000 indexes the item tower's output.
+    """ScaNN searcher, as the production V1 system indexes the item tower's output.
 
     Above ``BRUTE_FORCE_BELOW`` (10,000) vectors, or with ``brute_force=False``: a k-means tree of ``num_leaves``
     leaves (default about 2*sqrt(N)) trained on ``training_sample_size`` vectors (default min(N, 250,000)), searching

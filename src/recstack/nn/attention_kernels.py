@@ -11,8 +11,7 @@ the output.
 Every product in a layer (projections, scores, attention, and all their gradients) is one call of ``_mm``:
 ``out[r, c] (+)= sum_k X[r, k] Y[k, c]`` over lane vectors, two rows by four columns a pass with the eight
 accumulators in registers, so each FMA costs 0.75 loads. LLVM's loop vectorizer alone cannot block across
-loops like this: the previous kernels, one vectorized lane loop per product, ran at about two memory
-operations per FMA.
+loops like this: one vectorized lane loop per product runs at about two memory operations per FMA.
 
 float32 only; the caller (``InteractingLayer``) keeps the torch ops for other dtypes, devices and TorchScript.
 """

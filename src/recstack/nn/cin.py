@@ -17,7 +17,7 @@ from recstack.threads import numba_pool_usable, thread_ranges
 FUSED_ENV = "RECSTACK_FUSED_CIN"  # "0": the torch ops (chunked outer products and GEMMs) instead of cin_kernels
 
 # Outer-product block per chunk. With the weight gradient through MKL's addmm, xDeepFM at batch 4096 fits
-# 1.06-1.12x faster at 32-64 MB than at 16 MB (paired runs); 16 MB in the forward alone was no faster.
+# 1.06-1.12x faster at 32-64 MB than at 16 MB (paired runs); 16 MB in the forward alone is no faster.
 CHUNK_BYTES = 48 << 20
 
 

@@ -3,7 +3,8 @@
 Every sparse feature of one width lives in a single ``[sum of vocabulary sizes, width]`` table with a
 per-feature row offset (the way TorchRec's EmbeddingBagCollection does it), so a batch costs one gather
 per width however many features there are. Hashed features (``use_hash=True``) arrive as raw 64-bit
-seed-000 hashes and are reduced into their ``vocabulary_size`` buckets here, inside ``forward``.
+xxh64 column hashes (the production V1 rule) and are reduced into their ``vocabulary_size`` buckets here,
+inside ``forward``.
 
 Row-sparse training: with ``row_sparse=True`` (what ``compile("adam" | "adagrad")`` picks), a training
 forward gathers only the rows the batch touches into a small leaf tensor; its gradient is dense and tiny,

@@ -1,4 +1,4 @@
-"""Retrieval models: the two-tower model (seed 000 V1) and the matrix-factorization family."""
+"""Retrieval models: the two-tower model (the production V1 two-tower) and the matrix-factorization family."""
 
 from recstack.models.retrieval.mf import MatrixFactorizationModel
 from recstack.models.retrieval.tower import Tower

@@ -1,5 +1,5 @@
-"""TwoTowerModel: the seed-000 V1 retrieval model (user tower, item tower, dot product), trained with
-in-batch sampled softmax + logQ correction (+ optional mixed negatives), or pointwise BCE (seed 001 style)."""
+"""TwoTowerModel: the production V1 retrieval model (user tower, item tower, dot product), trained with
+in-batch sampled softmax + logQ correction (+ optional mixed negatives), or pointwise BCE."""
 
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -43,7 +43,7 @@ class TwoTowerModel(nn.Module):
       ``label_column`` <= 0.5, when that column is in the batch, are dropped (only positives train it).
     * ``loss="bce"``: pointwise logistic loss of the scaled dot product against ``label_column``.
 
-    Logged per epoch: ``loss`` and in-batch ``hit_rate_at_{1,5,20,100,200}`` (seed 000's metric block).
+    Logged per epoch: ``loss`` and in-batch ``hit_rate_at_{1,5,20,100,200}`` (the production V1 metric block).
 
     ``pipeline`` (or ``set_pipeline``) records the fingerprint of the fitted `FeaturePipeline` whose
     ``feature_columns`` built the model and whose ``transform`` encodes its data; it is part of the state dict,
