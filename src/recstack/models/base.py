@@ -246,12 +246,14 @@ class BaseModel(nn.Module):
         validation_data: Any = None,  # noqa: ANN401
         shuffle: bool = True,
         callbacks: Sequence[Callback] | None = None,
+        malloc_tuning: bool = False,
     ) -> History:
         """Train on ``x`` (dict of arrays or DataFrame) and ``y``; returns the History (DeepCTR semantics).
 
         ``batch_size=None`` means 256. ``validation_data`` is a pair ``(x, y)`` and takes precedence over
         ``validation_split`` (Keras semantics), which holds out the last rows, before shuffling. Bad arguments
         raise `ArgumentError`, bad inputs `SchemaError`, bad labels `LabelError`, all before any training.
+        ``malloc_tuning`` is passed to the `Trainer` (process-wide glibc malloc settings; off by default).
         """
         compiled = self._require_compiled()
         batch_size = _check_batch_size(batch_size, "fit")
@@ -290,7 +292,12 @@ class BaseModel(nn.Module):
             arrays = {k: v[:cut] for k, v in arrays.items()}
         train = DataFrameDataset(arrays, batch_size=batch_size, shuffle=shuffle, seed=self.seed)
         trainer = Trainer(
-            self, compiled["optimizer"], metrics=compiled["metrics"], callbacks=callbacks, verbose=verbose
+            self,
+            compiled["optimizer"],
+            metrics=compiled["metrics"],
+            callbacks=callbacks,
+            verbose=verbose,
+            malloc_tuning=malloc_tuning,
         )
         self._trainer = trainer
         return trainer.fit(train, val, epochs=epochs, initial_epoch=initial_epoch)
@@ -330,8 +337,8 @@ class BaseModel(nn.Module):
 
         Shapes: ``[N]`` (or ``[N, 1]``) for a SparseFeat and a DenseFeat of dimension 1, ``[N, dimension]`` for a
         wider DenseFeat, ``[N, maxlen]`` for a VarLenSparseFeat; every input has the same N. Raw values of
-        ``use_hash`` features are hashed (seed 000); ids of other sparse features must lie in
-        ``[0, vocabulary_size)``. A mismatch raises `SchemaError` naming the feature.
+        ``use_hash`` features are hashed (xxh64 column hashing, the production V1 rule); ids of other sparse
+        features must lie in ``[0, vocabulary_size)``. A mismatch raises `SchemaError` naming the feature.
         """
         names = get_feature_names(self.feature_columns)
         if isinstance(x, (list, tuple)):

@@ -1,6 +1,6 @@
 """The training loop every model uses: epochs, hooks, metrics, progress, validation, callbacks, checkpoints.
 
-A model plugs in through the seed-002 hooks:
+A model plugs in through Lightning-style hooks:
 
 * ``training_step(batch) -> Tensor | dict`` (required): the loss, or a dict with ``loss`` and optionally
   ``pred`` / ``target`` (detached, for epoch metrics) and ``logs`` (a dict of per-batch scalar metrics, e.g.
@@ -34,7 +34,7 @@ from recstack.training.checkpoint import (
     optimizer_layout,
     read_checkpoint,
 )
-from recstack.training.malloc import keep_freed_memory
+from recstack.training.malloc import keep_freed_memory, requested
 from recstack.training.optim import CombinedOptimizer, RowSparseOptimizer
 
 Batch = dict[str, Tensor]
@@ -45,6 +45,8 @@ class Trainer:
 
     ``amp=True`` trains under autocast on a CUDA device (ignored on CPU): bfloat16 where the GPU supports it,
     else float16 with loss scaling that also covers the row-sparse embedding gradients; ``amp_dtype`` forces one.
+    ``malloc_tuning=True`` (or ``RECSTACK_MALLOC_TUNING=1``) makes `fit` apply process-wide glibc malloc settings
+    that keep freed training buffers in the process (`recstack.training.malloc`); off by default.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class Trainer:
         verbose: int = 1,
         device: str | torch.device | None = None,
         amp_dtype: torch.dtype | None = None,
+        malloc_tuning: bool = False,
     ) -> None:
         if not hasattr(model, "training_step"):
             raise TypeError(f"{type(model).__name__} has no training_step(batch): the Trainer needs one")
@@ -75,6 +78,7 @@ class Trainer:
         # bfloat16 keeps float32's exponent range, so only float16 needs loss scaling
         self.amp_dtype = amp_dtype
         self.verbose = verbose
+        self.malloc_tuning = malloc_tuning
         self.stop_training = False
         self.scheduler: Any = None
         self.history = History()
@@ -131,10 +135,10 @@ class Trainer:
     ) -> History:
         """Train from ``initial_epoch`` up to ``epochs`` (Keras semantics); returns the `History`.
 
-        The first fit in a process applies `keep_freed_memory` (glibc malloc settings; ``RECSTACK_MALLOC_TUNING=0``
-        turns that off).
+        With ``malloc_tuning`` (or ``RECSTACK_MALLOC_TUNING=1``) it first applies `keep_freed_memory`.
         """
-        keep_freed_memory()
+        if requested(self.malloc_tuning):
+            keep_freed_memory()
         opt = self._ensure_optimizer()
         self.stop_training = False
         self.has_validation = val_data is not None
