@@ -114,6 +114,7 @@ def measure(model, train: dict[str, np.ndarray], bs: int, name: str, pairs: int)
 
 
 def main() -> None:
+    os.environ.setdefault("RECSTACK_MALLOC_TUNING", "1")  # both arms with the malloc settings of the recorded runs
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="AutoInt")
     switches = ["attention", "embedding", "gemm", "onednn", "unique", "blocked", "cin"]

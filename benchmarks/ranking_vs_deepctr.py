@@ -36,7 +36,8 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 EMBED, DNN = 16, (256, 128)
-# what recstack.training.malloc.keep_freed_memory sets in-process, as environment variables for the peer
+# what recstack.training.malloc.keep_freed_memory sets in-process when asked (RECSTACK_MALLOC_TUNING=1, which the
+# recstack runs here use), as environment variables for the peer
 PEER_MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 
@@ -208,7 +209,7 @@ def main() -> None:
     parser.add_argument(
         "--peer-malloc-tuned",
         action="store_true",
-        help="run DeepCTR-Torch with the glibc malloc settings recstack's Trainer applies to itself "
+        help="run DeepCTR-Torch with the glibc malloc settings recstack's runs here apply to themselves "
         f"({' '.join(f'{k}={v}' for k, v in PEER_MALLOC_ENV.items())})",
     )
     parser.add_argument("--out", default="ranking_vs_deepctr.json", help="file name under benchmarks/results/")
@@ -269,6 +270,8 @@ def main() -> None:
                     if args.auc and bs == max(args.batch_sizes):
                         cmd.append("--auc")
                     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+                    if lib == "recstack":
+                        env.setdefault("RECSTACK_MALLOC_TUNING", "1")
                     if lib == "deepctr" and args.peer_malloc_tuned:
                         env.update(PEER_MALLOC_ENV)
                     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
