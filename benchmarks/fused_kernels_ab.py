@@ -1,5 +1,5 @@
 """recstack's CPU kernels on and off, paired in one process: fused attention (AutoInt), the compiled
-embedding backward (any model), recstack.nn.gemm's linear layers against plain ``F.linear`` (DNN models),
+embedding backward (any model), recstack.kernels.gemm's linear layers against plain ``F.linear`` (DNN models),
 oneDNN's GEMMs against MKL's (padded to 8-float rows) in the linear layers and xDeepFM's CIN, and the
 compiled radix sort of a batch's row ids against ``torch.unique`` (row-sparse training, any model), and
 AutoInt's attention stack passing blocked activations between layers (and the last one straight into the
@@ -22,6 +22,7 @@ Results: benchmarks/results/fused_kernels_ab.json (one entry per model, switch a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -34,8 +35,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recstack import kernels
+from recstack.kernels import gemm
 from recstack.models.ranking import autoint
-from recstack.nn import cin, embedding, gemm
+from recstack.nn import embedding
 from recstack.nn.attention import InteractingLayer
 from recstack.nn.embedding import FusedTable
 
@@ -50,6 +53,7 @@ _GEMM_MIN_ROWS = gemm.MIN_ROWS
 _ONEDNN = gemm.onednn_available
 _UNIQUE = embedding.unique_inverse
 _STACK = autoint.interacting_logit
+_CIN_OFF = contextlib.ExitStack()  # holds kernels.disabled("cin") while the CIN kernels are switched off
 
 
 def _layer_by_layer(layers, inputs, weight):
@@ -75,7 +79,9 @@ def switch(model, name: str, on: bool) -> None:
     elif name == "blocked":
         autoint.interacting_logit = _STACK if on else _layer_by_layer
     elif name == "cin":
-        os.environ[cin.FUSED_ENV] = "1" if on else "0"
+        _CIN_OFF.close()
+        if not on:
+            _CIN_OFF.enter_context(kernels.disabled("cin"))
     elif name == "unique":
         embedding.unique_inverse = _UNIQUE if on else (lambda index: torch.unique(index, return_inverse=True))
     else:

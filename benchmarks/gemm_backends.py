@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from recstack.nn import gemm
+from recstack.kernels import gemm
 
 RESULTS = Path(__file__).parent / "results"
 SHAPES = {

@@ -145,7 +145,7 @@ def flops_per_sample(model_name: str, sizes: dict[str, int], data: Path) -> floa
 
 
 def _onednn_flop_formulas() -> dict:
-    """``X @ W.T``'s 2*M*K*N for oneDNN's linear op (recstack.nn.gemm's CPU path), unknown to torch's counter."""
+    """``X @ W.T``'s 2*M*K*N for oneDNN's linear op (recstack.kernels.gemm's CPU path), unknown to torch's counter."""
     import math
 
     import torch
@@ -165,7 +165,7 @@ def matmul_gflops(threads: int, device: str = "cpu") -> float:
     """
     import torch
 
-    from recstack.nn import gemm
+    from recstack.kernels import gemm
 
     torch.set_num_threads(threads)
     n = 8192 if device.startswith("cuda") else 2048

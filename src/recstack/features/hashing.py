@@ -6,14 +6,15 @@ The rule: ``seed = xxh32(column.lower().encode("utf-8"), 0)`` and, for every val
 :func:`reference_hash` is that rule as a per-value Python loop; :func:`hash_values` gives bit-identical
 results without a per-value Python loop on the hot paths (Arrow/pandas strings, integers, integral floats),
 using numba kernels that run XXH64 over Arrow string buffers or over decimal digits formatted in place.
-Numba is imported the first time a kernel is needed, so importing this module stays cheap.
+The kernels are the ``hashing`` family of `recstack.kernels.registry`: compiled there the first time one is
+needed (so importing this module stays cheap); with the family off, the same bytes are hashed one xxhash call
+per value.
 """
 
 from __future__ import annotations
 
 import operator
 import sys
-import threading
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,8 @@ import pyarrow as pa
 import xxhash
 
 from recstack.errors import SchemaError
-from recstack.threads import numba_pool_usable
+from recstack.kernels import registry
+from recstack.kernels.threads import numba_pool_usable, numba_threads
 
 __all__ = ["NULL_TOKEN", "bucketize_hashes", "column_seed", "hash_values", "reference_hash"]
 
@@ -76,7 +78,7 @@ _DIGIT_PAIRS = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode("asc
 _DIGITS_END = np.uint64(24)  # digits are written right-aligned ending here; a suffix (".0") follows
 _SCRATCH = 32  # bytes of scratch per chunk: 21 for sign + 20 digits, up to 8 for the suffix
 
-prange = range  # replaced by numba.prange in _load_kernels(), before anything is compiled
+prange = range  # replaced by numba's prange in _load_kernels(), before anything is compiled
 
 # Byte positions are uint64 too: numba then skips negative-index wraparound, and LLVM merges the byte loads
 # of _read64/_read32 into single (unaligned) little-endian loads.
@@ -333,26 +335,22 @@ _HELPERS = (
 _PARALLEL_KERNELS = ("_str_parallel", "_i64_parallel", "_u64_parallel")
 # Below this many rows one thread is used: waking the worker threads can cost more than the work.
 _PARALLEL_MIN_ROWS = 1 << 16
-_LOAD_LOCK = threading.Lock()
-_LOADED = False
 
 
-def _load_kernels() -> Any:
-    """Import numba and jit the kernels (once per process; compiled code is cached on disk). Returns numba."""
-    global _LOADED
-    import numba
+def _load_kernels() -> None:
+    """Jit the kernels in place of the Python functions (once per process, through the registry's compile
+    lock; compiled code is cached on disk)."""
+    registry.compiled("hashing", _jit_kernels)
 
-    if not _LOADED:
-        with _LOAD_LOCK:
-            if not _LOADED:
-                g = globals()
-                g["prange"] = numba.prange
-                for name in _HELPERS:
-                    g[name] = numba.njit(cache=True, nogil=True)(g[name])
-                for name in _PARALLEL_KERNELS:
-                    g[name] = numba.njit(parallel=True, cache=True, nogil=True)(g[name])
-                _LOADED = True
-    return numba
+
+def _jit_kernels() -> bool:
+    g = globals()
+    g["prange"] = registry.prange()
+    for name in _HELPERS:
+        g[name] = registry.jit(g[name])
+    for name in _PARALLEL_KERNELS:
+        g[name] = registry.jit(g[name], parallel=True)
+    return True
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -663,10 +661,24 @@ def _n_chunks(n: int) -> int:
     A process forked after its parent ran a parallel kernel also runs serially: GNU OpenMP (numba's usual
     threading layer) terminates a forked child that uses it again, e.g. in DataLoader workers.
     """
-    numba = _load_kernels()
+    _load_kernels()
     if n < _PARALLEL_MIN_ROWS or not numba_pool_usable():
         return 1
-    return max(1, min(numba.get_num_threads(), n))
+    return max(1, min(numba_threads(), n))
+
+
+def _hash_each(items: list[Any], ctx: _Ctx, suffix: bytes = b"") -> np.ndarray:
+    """The kernels' results one xxhash call per value (the ``hashing`` family off): ``items`` are bytes, or
+    ints hashed as their decimal text; ``suffix`` follows every value; None is null."""
+    seed = ctx.seed
+    out = np.empty(len(items), dtype=np.int64)
+    for i, v in enumerate(items):
+        if v is None:
+            out[i] = ctx.na
+        else:
+            raw = v if isinstance(v, bytes) else str(v).encode("ascii")
+            out[i] = xxhash.xxh64_intdigest(raw + suffix, seed) - _OFFSET
+    return out
 
 
 def _hash_arrow_strings(arr: pa.Array, ctx: _Ctx) -> np.ndarray:
@@ -674,6 +686,8 @@ def _hash_arrow_strings(arr: pa.Array, ctx: _Ctx) -> np.ndarray:
     n = len(arr)
     if n == 0:
         return np.empty(0, dtype=np.int64)
+    if not registry.enabled("hashing"):
+        return _hash_each(arr.cast(pa.large_binary()).to_pylist(), ctx)
     validity, offs_buf, data_buf = arr.buffers()[:3]
     off = arr.offset
     odt = np.int64 if pa.types.is_large_string(arr.type) else np.int32
@@ -705,6 +719,11 @@ def _hash_ints(vals: np.ndarray, mask: np.ndarray | None, ctx: _Ctx, suffix: byt
     n = len(vals)
     if n == 0:
         return np.empty(0, dtype=np.int64)
+    if not registry.enabled("hashing"):
+        items = vals.tolist()
+        if mask is not None:
+            items = [None if m else v for v, m in zip(items, mask.tolist())]
+        return _hash_each(items, ctx, suffix)
     chunks = _n_chunks(n)
     unsigned = vals.dtype == np.uint64
     if not unsigned:

@@ -1,4 +1,7 @@
-"""Reusable layers: embedding collection, DNN, prediction, interaction layers (DeepCTR-Torch names)."""
+"""Reusable layers: embedding collection, DNN, prediction, interaction layers (DeepCTR-Torch names).
+
+The compiled kernels the layers use live in `recstack.kernels`, behind its registry.
+"""
 
 from recstack.nn.afm import AFMLayer
 from recstack.nn.afn import LogTransformLayer

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recstack.nn import attention_kernels
+from recstack.kernels import attention as attention_kernels
 
 
 class InteractingLayer(nn.Module):
@@ -33,7 +33,8 @@ class InteractingLayer(nn.Module):
         self.head_num = head_num
         self.use_res = use_res
         self.scaling = scaling
-        # float32 CPU inputs go through the fused kernels (attention_kernels); False keeps the op-by-op path
+        # float32 CPU inputs go through the fused kernels (recstack.kernels.attention) while the registry's
+        # ``attention`` family is enabled; False keeps the op-by-op path for this layer
         self.fused = True
         generator = torch.Generator().manual_seed(seed)
         # Q, K, V (and the residual projection) as one [E, 4E] matrix: one GEMM per forward.
@@ -79,7 +80,7 @@ def interacting_layers(layers: Sequence[InteractingLayer], inputs: Tensor) -> Te
     """``inputs`` through ``layers`` in order (AutoInt's stack), ``[B, F, E] -> [B, F, E]``.
 
     When every layer takes the fused kernels and they share heads, scaling and residual, the activations
-    between layers stay in the kernels' blocked layout (``attention_kernels.interacting_stack``).
+    between layers stay in the kernels' blocked layout (``recstack.kernels.attention.interacting_stack``).
     """
     out = _fused_stack(layers, inputs, blocked_output=False)
     return out if out is not None else _layer_by_layer(layers, inputs)

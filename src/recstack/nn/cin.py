@@ -1,6 +1,5 @@
 """xDeepFM's Compressed Interaction Network (CIN), DeepCTR-Torch signature."""
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,11 +9,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-from recstack.nn import cin_kernels, gemm
+from recstack.kernels import cin as cin_kernels
+from recstack.kernels import gemm, registry
+from recstack.kernels.cin import outer_grads
 from recstack.nn.core import activation_layer
-from recstack.threads import numba_pool_usable, thread_ranges
-
-FUSED_ENV = "RECSTACK_FUSED_CIN"  # "0": the torch ops (chunked outer products and GEMMs) instead of cin_kernels
 
 # Outer-product block per chunk. With the weight gradient through MKL's addmm, xDeepFM at batch 4096 fits
 # 1.06-1.12x faster at 32-64 MB than at 16 MB (paired runs); 16 MB in the forward alone is no faster.
@@ -25,43 +23,6 @@ def _chunks(n: int, width: int, group: int = 1) -> list[tuple[int, int]]:
     """Row ranges of about ``CHUNK_BYTES`` of ``width`` floats each, every one a multiple of ``group`` rows."""
     step = max(group, CHUNK_BYTES // (4 * width) // group * group)
     return [(s, min(s + step, n)) for s in range(0, n, step)]
-
-
-def _outer_grads_loop(gz: Any, x0: Any, xk: Any, grad_xk: Any, grad_x0: Any) -> None:  # noqa: ANN401
-    n, f, h = gz.shape
-    for i in range(n):
-        for b in range(h):
-            grad_xk[i, b] = 0.0
-        for a in range(f):
-            acc = np.float32(0.0)
-            xa = x0[i, a]
-            for b in range(h):
-                v = gz[i, a, b]
-                acc += v * xk[i, b]
-                grad_xk[i, b] += v * xa
-            grad_x0[i, a] = acc
-
-
-_OUTER_GRADS_KERNEL: Any = None
-
-
-def outer_grads(gz: Tensor, x0: Tensor, xk: Tensor, grad_xk: Tensor, grad_x0: Tensor) -> None:
-    """Per row ``i``: ``grad_xk[i] = x0[i] @ gz[i]`` and ``grad_x0[i] = gz[i] @ xk[i]``, for ``gz`` ``[n, F0, H]``.
-
-    Contiguous float32 CPU tensors go through one compiled pass over ``gz`` (numba; 5-10x faster here than
-    the two batched matrix-vector products, which read it twice through torch's small-matrix path).
-    """
-    global _OUTER_GRADS_KERNEL
-    tensors = (gz, x0, xk, grad_xk, grad_x0)
-    if all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in tensors):
-        if _OUTER_GRADS_KERNEL is None:
-            import numba
-
-            _OUTER_GRADS_KERNEL = numba.njit(cache=True, nogil=True, fastmath=True)(_outer_grads_loop)
-        _OUTER_GRADS_KERNEL(*(t.detach().numpy() for t in tensors))
-        return
-    torch.bmm(x0.unsqueeze(1), gz, out=grad_xk.unsqueeze(1))
-    torch.bmm(gz, xk.unsqueeze(2), out=grad_x0.unsqueeze(2))
 
 
 class _CINLayerFunction(torch.autograd.Function):
@@ -166,19 +127,8 @@ def _flat(t: Tensor) -> np.ndarray:
     return t.detach().view(-1).numpy()
 
 
-def _run(kernel: str, *args: Any, rows: int) -> int:  # noqa: ANN401
-    """``cin_kernels``' ``kernel`` over ``rows`` rows, split over numba's threads where this process may use
-    them, else serially; returns the number of ranges (partial sums of the weight gradient)."""
-    bounds = thread_ranges(rows, cin_kernels.ROWS)
-    if len(bounds) > 2 and numba_pool_usable():
-        cin_kernels.kernels()[f"{kernel}_parallel"](*args, bounds)
-        return len(bounds) - 1
-    cin_kernels.kernels()[f"{kernel}_range"](*args, 0, rows)
-    return 1
-
-
 class _FusedLayerFunction(torch.autograd.Function):
-    """One CIN layer through ``cin_kernels``, on map-major activations: ``xk`` ``[H_k, rp]``, ``x0``
+    """One CIN layer through ``recstack.kernels.cin``, on map-major activations: ``xk`` ``[H_k, rp]``, ``x0``
     ``[F0, rp]``, row ``r = d * B + b`` for ``r < rows``, zero rows up to ``rp`` (a multiple of the kernels'
     tile). Returns ``(out[:split], out[pool_from:] summed over d)``, ``[split, rp]`` and ``[B, O - pool_from]``,
     with ``out = act(z @ weight.T + bias)`` as in ``_CINLayerFunction``; ``act`` is ReLU or none.
@@ -208,7 +158,8 @@ class _FusedLayerFunction(torch.autograd.Function):
         bpad[:o] = bias.detach()
         wp = wpad.view(op // cin_kernels.OUTS, cin_kernels.OUTS, kp).transpose(1, 2).contiguous()
         out = xk.new_empty(op, rp)
-        _run("forward", _flat(x0), _flat(xk), _flat(wp), _flat(bpad), _flat(out), rp, f, h, op, kp, relu, rows=rp)
+        arrays = (_flat(x0), _flat(xk), _flat(wp), _flat(bpad), _flat(out))
+        cin_kernels.run("forward", *arrays, rp, f, h, op, kp, relu, rows=rp)
         pooled = out[pool_from:o, :rows].view(o - pool_from, d, rows // d).sum(1).t()
         ctx.save_for_backward(xk, x0, wpad, out)
         ctx.config = (relu, split, pool_from, d, rows, o)
@@ -238,20 +189,21 @@ class _FusedLayerFunction(torch.autograd.Function):
         grad_xk = torch.empty_like(xk)
         wt = wpad.view(op, kp // cin_kernels.OUTS, cin_kernels.OUTS).permute(1, 0, 2).contiguous()
         sizes = (rp, f, h, op, kp)
-        _run("input_grads", _flat(x0), _flat(xk), _flat(wt), _flat(g), _flat(grad_x0), _flat(grad_xk), *sizes, rows=rp)
+        arrays = (_flat(x0), _flat(xk), _flat(wt), _flat(g), _flat(grad_x0), _flat(grad_xk))
+        cin_kernels.run("input_grads", *arrays, *sizes, rows=rp)
         grad_w = None
         if need_w:
             parts = torch.zeros(torch.get_num_threads(), op * kp)  # a partial sum per thread's range
-            used = _run("weight_grad", _flat(x0), _flat(xk), _flat(g), parts.numpy(), *sizes, rows=rp)
+            used = cin_kernels.run("weight_grad", _flat(x0), _flat(xk), _flat(g), parts.numpy(), *sizes, rows=rp)
             grad_w = parts[:used].sum(0).view(op, kp)[:o, : f * h].view(o, f, h).transpose(1, 2).reshape(o, h * f)
         return grad_xk, grad_x0, grad_w, grad_b, None, None, None, None, None
 
 
 def fused_applies(inputs: Tensor, weight: Tensor) -> bool:
-    """Whether the CIN runs through ``cin_kernels``: float32 CPU tensors, outside any dispatch mode (e.g.
-    FLOP counting, which sees the torch ops' GEMMs instead), unless ``RECSTACK_FUSED_CIN=0``."""
+    """Whether the CIN runs through ``recstack.kernels.cin``: the ``cin`` family is enabled, float32 CPU
+    tensors, outside any dispatch mode (e.g. FLOP counting, which sees the torch ops' GEMMs instead)."""
     return (
-        os.environ.get(FUSED_ENV, "1") != "0"
+        registry.enabled("cin")
         and inputs.device.type == "cpu"
         and inputs.dtype == torch.float32
         and weight.dtype == torch.float32
@@ -275,8 +227,8 @@ class CIN(nn.Module):
     ``featuremap_num = sum(layer_size[:-1]) // 2 + layer_size[-1]``; otherwise ``sum(layer_size)``.
     ``filters[k].weight`` is ``[layer_size[k], H_k * field_size]`` (product index ``h * field_size + m`` as in
     DeepCTR-Torch's Conv1d); ``l2_reg`` applies to the filter weights. On float32 CPU tensors the eager
-    forward and backward (ReLU or no activation) run through ``recstack.nn.cin_kernels``, which never store
-    the outer products; ``RECSTACK_FUSED_CIN=0`` keeps the torch ops.
+    forward and backward (ReLU or no activation) run through ``recstack.kernels.cin``, which never store
+    the outer products, while the ``cin`` kernel family is enabled (`recstack.kernels.registry`).
     """
 
     layer_size: list[int]
@@ -353,7 +305,7 @@ class CIN(nn.Module):
 
     @torch.jit.unused
     def _chunked(self, inputs: Tensor) -> Tensor:
-        """The eager forward: through `cin_kernels` where `fused_applies` (ReLU or no activation), else through
+        """The eager forward: through `recstack.kernels.cin` where `fused_applies` (ReLU or no activation), else through
         `_CINLayerFunction`, a ReLU (or no activation), the split and the pooling fused into each layer, other
         activations as torch ops on the layer's output."""
         b, f0, d = inputs.shape

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from recstack.nn import gemm
+from recstack.kernels import gemm
 
 
 class Dice(nn.Module):

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recstack.nn import gemm
+from recstack.kernels import gemm
 
 
 class CrossNet(nn.Module):

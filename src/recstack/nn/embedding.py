@@ -15,122 +15,17 @@ the plain lookup.
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recstack.errors import SchemaError
 from recstack.features.columns import DenseFeat, Feature, SparseFeat, VarLenSparseFeat
+from recstack.kernels.embedding import scatter_add_rows, unique_inverse
 
 
 def _sparse_of(feat: Feature) -> SparseFeat:
     return feat.sparsefeat if isinstance(feat, VarLenSparseFeat) else feat  # type: ignore[return-value]
-
-
-def _scatter_add_loop(index: Any, grad: Any, out: Any) -> None:  # noqa: ANN401
-    n, d = grad.shape
-    for i in range(n):
-        row = index[i]
-        for k in range(d):
-            out[row, k] += grad[i, k]
-
-
-_SCATTER_ADD_KERNEL: Any = None
-
-
-def scatter_add_rows(index: Tensor, grad: Tensor, rows: int) -> Tensor:
-    """``out[index[i]] += grad[i]`` into a zero ``[rows, width]`` tensor: the gradient of ``table[index]``.
-
-    CPU float32 goes through one compiled pass (numba); torch's embedding backward on CPU costs 4-18x more
-    here (each thread walks every index and adds rows one BLAS call at a time). Other cases use ``index_add_``.
-    """
-    global _SCATTER_ADD_KERNEL
-    out = torch.zeros(rows, grad.shape[1], dtype=grad.dtype, device=grad.device)
-    if grad.device.type == "cpu" and grad.dtype == torch.float32:
-        if _SCATTER_ADD_KERNEL is None:
-            import numba
-
-            _SCATTER_ADD_KERNEL = numba.njit(cache=True, nogil=True)(_scatter_add_loop)
-        _SCATTER_ADD_KERNEL(index.contiguous().numpy(), grad.contiguous().numpy(), out.numpy())
-        return out
-    return out.index_add_(0, index, grad)
-
-
-def _radix_unique_loop(keys: Any, uniq: Any, inverse: Any) -> int:  # noqa: ANN401
-    n = keys.shape[0]
-    top = 0
-    for i in range(n):
-        k = keys[i]
-        if k < 0 or k >= 1 << 32:
-            return -1
-        top = max(top, k)
-    bits = 0
-    while top >> bits:
-        bits += 1
-    # (key << 32 | position), sorted 11 bits of key at a time (LSD radix: 2048 counters per pass fit in L1),
-    # all passes' counts taken in the packing pass
-    radix = 11
-    passes = max(1, (bits + radix - 1) // radix)
-    buckets = 1 << radix
-    mask = np.uint64(buckets - 1)
-    counts = np.zeros((passes, buckets), np.int32)
-    packed = np.empty(n, np.uint64)
-    spare = np.empty(n, np.uint64)
-    for i in range(n):
-        p = (np.uint64(keys[i]) << np.uint64(32)) | np.uint64(i)
-        packed[i] = p
-        for q in range(passes):
-            counts[q, np.intp((p >> np.uint64(32 + q * radix)) & mask)] += 1
-    for q in range(passes):
-        total = 0
-        for b in range(buckets):
-            c = counts[q, b]
-            counts[q, b] = total
-            total += c
-    for q in range(passes):
-        shift = np.uint64(32 + q * radix)
-        for i in range(n):
-            p = packed[i]
-            b = np.intp((p >> shift) & mask)
-            spare[counts[q, b]] = p
-            counts[q, b] += 1
-        packed, spare = spare, packed
-    u = -1
-    last = np.uint64(0)
-    low = np.uint64(0xFFFFFFFF)
-    for i in range(n):
-        key = packed[i] >> np.uint64(32)
-        if u < 0 or key != last:
-            u += 1
-            uniq[u] = np.int64(key)
-            last = key
-        inverse[np.intp(packed[i] & low)] = u
-    return u + 1
-
-
-_RADIX_UNIQUE_KERNEL: Any = None
-
-
-def unique_inverse(index: Tensor) -> tuple[Tensor, Tensor]:
-    """``torch.unique(index, return_inverse=True)`` (sorted ids) for a 1-D integer ``index``.
-
-    CPU int64 ids in ``[0, 2**32)`` go through one compiled radix sort (numba): about 1 ms for the 106,496
-    ids of a batch of 4096 with 26 fields, where ``torch.unique`` takes 2.4-3.4 ms on 2 threads. Other
-    inputs use ``torch.unique``.
-    """
-    global _RADIX_UNIQUE_KERNEL
-    if index.device.type == "cpu" and index.dtype == torch.int64 and index.dim() == 1 and 0 < index.numel() < 1 << 32:
-        if _RADIX_UNIQUE_KERNEL is None:
-            import numba
-
-            _RADIX_UNIQUE_KERNEL = numba.njit(cache=True, nogil=True)(_radix_unique_loop)
-        uniq = torch.empty_like(index)
-        inverse = torch.empty_like(index)
-        count = _RADIX_UNIQUE_KERNEL(index.contiguous().numpy(), uniq.numpy(), inverse.numpy())
-        if count >= 0:
-            return uniq[:count], inverse
-    return torch.unique(index, return_inverse=True)
 
 
 _LAST_UNIQUE: list[Tensor] = []  # [index, unique ids, inverse] of the latest unique_rows call

@@ -3,8 +3,9 @@
 LLVM's loop vectorizer only vectorizes a kernel's innermost loop, so a value loaded in it is not reused across
 the loops around it (register blocking): lane-major kernels then run at about two memory operations per FMA.
 With ``F32x8`` values a kernel names its accumulators and loaded operands itself, several per pass, and LLVM
-maps each to one AVX register. Used by ``attention_kernels``; the functions are numba intrinsics, callable
-from jitted code only.
+maps each to one AVX register (AVX2 + FMA: `recstack.kernels.registry` runs these kernels only on such CPUs).
+Used by ``kernels.attention`` and ``kernels.cin``; the functions are numba intrinsics, callable from jitted code
+only.
 """
 
 # ruff: noqa: ANN401

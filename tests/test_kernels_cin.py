@@ -1,11 +1,13 @@
-"""The fused CIN kernels (recstack.nn.cin_kernels) against plain torch ops, in float64."""
+"""The fused CIN kernels (recstack.kernels.cin) against plain torch ops, in float64."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import recstack.nn.cin as cin_module
-from recstack.nn import CIN, cin_kernels
+from recstack import kernels
+from recstack.kernels import cin as cin_kernels
+from recstack.nn import CIN
 
 
 def _plain_layer(xk, x0, w, b, relu, split, pool_from, d, rows):
@@ -32,7 +34,7 @@ def _plain_layer(xk, x0, w, b, relu, split, pool_from, d, rows):
 )
 def test_fused_layer_matches_plain_ops(monkeypatch, serial, f, h, o, relu, split, pool_from, b, d):
     if serial:
-        monkeypatch.setattr(cin_module, "numba_pool_usable", lambda: False)
+        monkeypatch.setattr(cin_kernels, "numba_pool_usable", lambda: False)
     gen = torch.Generator().manual_seed(f * 100 + o)
     rows = b * d
     rp = -(-rows // cin_kernels.ROWS) * cin_kernels.ROWS
@@ -69,14 +71,15 @@ def test_fused_cin_matches_the_torch_ops_path(monkeypatch, split_half):
     fused = cin(x)
     g = torch.randn(fused.shape, generator=gen)
     g_fused = torch.autograd.grad(fused, [x, *cin.parameters()], g)
-    monkeypatch.setenv(cin_module.FUSED_ENV, "0")
 
     def no_kernels():
-        raise AssertionError("RECSTACK_FUSED_CIN=0 must keep the torch ops")
+        raise AssertionError("the cin family off must keep the torch ops")
 
     monkeypatch.setattr(cin_kernels, "kernels", no_kernels)
-    ops = cin(x)
-    g_ops = torch.autograd.grad(ops, [x, *cin.parameters()], g)
+    with kernels.disabled("cin"):
+        assert not cin_module.fused_applies(x, cin.filters[0].weight)
+        ops = cin(x)
+        g_ops = torch.autograd.grad(ops, [x, *cin.parameters()], g)
     torch.testing.assert_close(fused, ops, rtol=1e-5, atol=1e-5)
     for a, c in zip(g_fused, g_ops):
         torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-5)
@@ -84,5 +87,7 @@ def test_fused_cin_matches_the_torch_ops_path(monkeypatch, split_half):
 
 def test_fused_path_applies_to_float32_cpu_only():
     w = torch.zeros(2, 2)
-    assert cin_module.fused_applies(torch.zeros(1, 2, 2), w)
+    assert cin_module.fused_applies(torch.zeros(1, 2, 2), w) == kernels.enabled("cin")
     assert not cin_module.fused_applies(torch.zeros(1, 2, 2, dtype=torch.float64), w)
+    with kernels.disabled("cin"):
+        assert not cin_module.fused_applies(torch.zeros(1, 2, 2), w)

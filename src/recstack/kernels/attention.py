@@ -3,7 +3,7 @@
 The op-by-op formulation writes and re-reads a dozen ``[B, F, 4E]`` / ``[B, H, F, F]`` tensors per layer and
 per step; with AutoInt's small fields (``F ~ 26``, head width 8) every one of those passes is memory-bound.
 Here ``LANES`` (8) samples at a time are moved into a cache-resident block laid out ``[row, sample]``: every
-row of every buffer is one AVX vector of float32 (``recstack.nn.simd``), nothing is reduced across samples,
+row of every buffer is one AVX vector of float32 (``recstack.kernels.simd``), nothing is reduced across samples,
 and nothing per-sample beyond the layer's input and output touches memory. The backward recomputes the
 block's projections and attention maps from the input instead of saving them, and reads the ReLU mask off
 the output.
@@ -27,7 +27,8 @@ import torch
 from torch import Tensor
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-from recstack.threads import numba_pool_usable, thread_ranges
+from recstack.kernels import registry
+from recstack.kernels.threads import numba_pool_usable, thread_ranges
 
 LANES = 8  # samples per block: one float32 AVX vector per row
 
@@ -47,7 +48,7 @@ _ODP = 0  # [F, N] projection gradients
 _OGW = 0  # [E, N] the weight gradient, per lane
 _SIZE = 0
 
-# Vector operations (numba intrinsics of recstack.nn.simd), bound by simd.compile_kernels.
+# Vector operations (numba intrinsics of recstack.kernels.simd), bound by simd.compile_kernels.
 _vload = _vstore = _vsplat = _vbroadcast = _vzeros = _vfma = None
 _vadd = _vsub = _vmul = _vdiv = _vmax = _vexp = _vwhere = None
 
@@ -353,25 +354,25 @@ _KERNEL_NAMES = (
     "_backward_range",
 )
 _PARALLEL_NAMES = ("_forward_parallel", "_backward_parallel")
-_KERNELS: dict[tuple[int, int, int], tuple[Any, ...]] = {}
 
 
 def _kernels(fields: int, embedding_size: int, heads: int) -> tuple[Any, Any, Any, Any]:
     """The forward and backward kernels for one (fields, embedding width, heads), compiled on first use.
 
     Returns ``(forward_parallel, backward_parallel, forward_range, backward_range)``: the serial ``*_range``
-    kernels serve processes that may not use numba's thread pool (see ``recstack.threads``).
+    kernels serve processes that may not use numba's thread pool (see ``recstack.kernels.threads``).
     """
-    key = (fields, embedding_size, heads)
-    if key not in _KERNELS:
-        from recstack.nn import simd
+
+    def build() -> tuple[Any, Any, Any, Any]:
+        from recstack.kernels import simd
 
         # specialized on the layout's constants; cached on disk under a name per specialization
         space = dict(globals(), **_layout(fields, embedding_size, heads))
         tag = f"f{fields}_e{embedding_size}_h{heads}_v{LANES}"
         compiled = simd.compile_kernels(space, _KERNEL_NAMES, _PARALLEL_NAMES, tag)
-        _KERNELS[key] = tuple(compiled[n] for n in _PARALLEL_NAMES + ("_forward_range", "_backward_range"))
-    return _KERNELS[key]
+        return tuple(compiled[n] for n in _PARALLEL_NAMES + ("_forward_range", "_backward_range"))
+
+    return registry.compiled(("attention", fields, embedding_size, heads), build)
 
 
 def _bounds(n: int) -> np.ndarray:
@@ -380,9 +381,11 @@ def _bounds(n: int) -> np.ndarray:
 
 
 def supported(inputs: Tensor, weight: Tensor) -> bool:
-    """Whether the fused kernels apply: float32 CPU tensors, outside any dispatch mode (e.g. FLOP counting)."""
+    """Whether the fused kernels apply: the ``attention`` family is enabled, float32 CPU tensors, outside any
+    dispatch mode (e.g. FLOP counting)."""
     return (
-        inputs.device.type == "cpu"
+        registry.enabled("attention")
+        and inputs.device.type == "cpu"
         and inputs.dtype == torch.float32
         and weight.dtype == torch.float32
         and inputs.dim() == 3

@@ -1,10 +1,10 @@
-"""recstack.nn.simd: the eight-float vector intrinsics the attention kernels are written in."""
+"""recstack.kernels.simd: the eight-float vector intrinsics the attention kernels are written in."""
 
 import numba
 import numpy as np
 import pytest
 
-from recstack.nn import simd
+from recstack.kernels import simd
 
 
 @numba.njit

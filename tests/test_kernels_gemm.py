@@ -1,22 +1,27 @@
-"""gemm.linear: the oneDNN and the padded-MKL CPU GEMMs give F.linear's outputs and gradients, and only
+"""recstack.kernels.gemm.linear: the oneDNN and the padded-MKL CPU GEMMs give F.linear's outputs and gradients, and only
 where they apply."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from recstack.nn import DNN, CrossNetMix, gemm
+from recstack import kernels
+from recstack.kernels import gemm
+from recstack.nn import DNN, CrossNetMix
 
 needs_onednn = pytest.mark.skipif(not gemm.onednn_available(), reason="this torch build has no oneDNN linear op")
 BACKENDS = [pytest.param(True, marks=needs_onednn, id="onednn"), pytest.param(False, id="padded-mkl")]
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request, monkeypatch):
-    """Runs a test once through oneDNN and once through the padded MKL GEMMs."""
-    if not request.param:
-        monkeypatch.setattr(gemm, "onednn_available", lambda: False)
-    return request.param
+def backend(request):
+    """Runs a test once through oneDNN and once through the padded MKL GEMMs (the ``onednn`` family off)."""
+    if request.param:
+        yield request.param
+        return
+    with kernels.disabled("onednn"):
+        assert not gemm.onednn_available()
+        yield request.param
 
 
 def _grads(fn, x, weight, bias, upstream):

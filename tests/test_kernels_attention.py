@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from recstack.nn import attention_kernels
+from recstack import kernels
+from recstack.kernels import attention as attention_kernels
 from recstack.nn.attention import InteractingLayer, interacting_layers, interacting_logit
 
 
@@ -86,8 +87,10 @@ def test_ranges_cover_the_batch_on_block_boundaries():
 def test_other_dtypes_and_flop_counting_use_the_op_path():
     layer = InteractingLayer(8, 2, seed=1)
     x = torch.randn(10, 4, 8)
-    assert attention_kernels.supported(x, layer.W)
+    assert attention_kernels.supported(x, layer.W) == kernels.enabled("attention")
     assert not attention_kernels.supported(x.double(), layer.W)
+    with kernels.disabled("attention"):
+        assert not attention_kernels.supported(x, layer.W)
     with FlopCounterMode(display=False) as counter:
         y = layer(x)
     assert "InteractingFunction" not in type(y.grad_fn).__name__

@@ -23,6 +23,13 @@ def numba_pool_usable() -> bool:
     return _POOL_PID == pid
 
 
+def numba_threads() -> int:
+    """How many threads numba's parallel kernels use (``numba.get_num_threads()``)."""
+    import numba
+
+    return numba.get_num_threads()
+
+
 def thread_ranges(n: int, block: int) -> np.ndarray:
     """Cuts ``[0, ..., n]`` splitting ``n`` items into one range per torch thread, on ``block`` boundaries
     (int64; as many ranges as threads, or fewer when there are fewer blocks)."""
