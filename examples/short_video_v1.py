@@ -7,10 +7,13 @@
 3. train the two-tower model (in-batch softmax with logQ correction + mixed negatives) and print
    seed 000's metric block (loss and in-batch hit_rate_at_{1,5,20,100,200}, train and val);
 4. full-corpus Recall@K / NDCG@K on the validation positives, exact and through the index;
-5. export: DIR/pipeline/, DIR/user_tower.pt (TorchScript), DIR/item_embeddings.parquet, DIR/index/;
+5. export: DIR/pipeline/, DIR/user_tower.pt (TorchScript), DIR/item_embeddings.parquet, DIR/index/, and the
+   deployable bundle DIR/bundle/ (with ``--ranker``: a DCN for the label and a DeepFM for finished plays,
+   trained on the same pipeline's features, that rank the retrieved items);
 6. a fresh Python process loads user_tower.pt with plain torch and runs the seed's example batch
    (../shared/data/seed000/example_batch.txt when present, else a batch of the same form) -> [2, 48];
-7. query the index with those two vectors, and ask the Retriever for raw users' top items minus seen ones.
+7. query the index with those two vectors, ask the Retriever for raw users' top items minus seen ones, and the
+   bundle's Recommender for the same users (ranked and blended with ``--ranker``).
 """
 
 from __future__ import annotations
@@ -32,14 +35,24 @@ from recstack.data import short_video_schema as schema
 from recstack.data.implicit import CSR
 from recstack.data.synthetic import short_video_label
 from recstack.evaluation import evaluate_full_ranking
-from recstack.export import export_item_embeddings, export_user_tower, read_item_embeddings, serving_batch
+from recstack.export import (
+    export_bundle,
+    export_item_embeddings,
+    export_user_tower,
+    load_bundle,
+    read_item_embeddings,
+    serving_batch,
+)
 from recstack.features import DenseFeat, FeaturePipeline, SparseFeat, hash_values
 from recstack.index import available_backends, build_index, load_index
-from recstack.models import TwoTowerModel
+from recstack.metrics import roc_auc_score
+from recstack.models import DCN, DeepFM, TwoTowerModel
 from recstack.serve import Retriever
+from recstack.serve.recommender import Recommender
 
 SEED_BATCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed000" / "example_batch.txt"
 ENTITY_IDS = ("client_id", "item_id", "creator_id")
+FINISHED_WATCH_FRACTION = 0.95  # the second ranking task: the play was watched to the end
 
 
 def v1_features(hash_buckets: int, dim: int) -> list:
@@ -60,6 +73,35 @@ def tower_columns(pipe: FeaturePipeline) -> tuple[list, list]:
     user = [fc[n] for n in schema.USER_CATEGORICAL + tuple(n.lower() for n in schema.USER_NUMERIC) + schema.LOCATION]
     item = [fc[n] for n in schema.ITEM_CATEGORICAL + tuple(n.lower() for n in schema.ITEM_NUMERIC)]
     return user, item
+
+
+def ranker_columns(pipe: FeaturePipeline) -> list:
+    """The rankers' features: every categorical, the video length and a few user and item counters."""
+    fc = {f.name: f for f in pipe.feature_columns}
+    numeric = [n.lower() for n in schema.USER_NUMERIC[:4] + schema.ITEM_NUMERIC[:6]]
+    return [fc[n] for n in schema.USER_CATEGORICAL + schema.ITEM_CATEGORICAL + tuple(numeric)]
+
+
+def train_rankers(pipe: FeaturePipeline, train: dict, val: dict, train_df: pd.DataFrame, val_df: pd.DataFrame,
+                  args: argparse.Namespace) -> tuple[dict, dict]:
+    """``({task: model}, {task_auc: value})``: a DCN on the label ("watch") and a DeepFM on finished plays."""
+    cols = ranker_columns(pipe)
+    names = [c.name for c in cols]
+    labels = {
+        "watch": (train["label"], val["label"]),
+        "finish": ((train_df["p_watch"].to_numpy() >= FINISHED_WATCH_FRACTION).astype(np.float32),
+                   (val_df["p_watch"].to_numpy() >= FINISHED_WATCH_FRACTION).astype(np.float32)),
+    }
+    rankers, metrics = {}, {}
+    for task, cls in (("watch", DCN), ("finish", DeepFM)):
+        model = cls(cols, cols, dnn_hidden_units=(64, 32), seed=args.seed)
+        model.compile("adam", "binary_crossentropy")
+        y_train, y_val = labels[task]
+        model.fit({n: train[n] for n in names}, y_train, batch_size=args.batch_size, epochs=1, verbose=0)
+        pred = model.predict({n: val[n] for n in names}, batch_size=4096)[:, 0]
+        metrics[f"{task}_auc"] = float(roc_auc_score(y_val, pred)) if 0 < y_val.mean() < 1 else float("nan")
+        rankers[task] = model.eval()
+    return rankers, metrics
 
 
 def seed_block(history: dict[str, list[float]]) -> str:
@@ -88,6 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
                    "(embed and index the whole catalogue)")
     p.add_argument("--user-vectors", default=None, help="also save the validation users' vectors here (.npy), "
                    "e.g. as ANN benchmark queries")
+    p.add_argument("--ranker", action="store_true", help="also train rankers (watch: DCN, finish: DeepFM) and put "
+                   "them in the bundle")
     p.add_argument("--verbose", type=int, default=1)
     args = p.parse_args(argv)
     if args.threads:
@@ -170,6 +214,19 @@ def main(argv: list[str] | None = None) -> dict:
     build_index(vectors, ids, metric="ip", backend=backend).save(out / "index")
     print(f"[5/7] wrote {out}/pipeline, user_tower.pt, item_embeddings.parquet ({len(ids):,} x {vectors.shape[1]}) "
           f"and index/ ({backend}) in {time.perf_counter() - t0:.1f}s")
+    t0 = time.perf_counter()
+    rankers, ranker_metrics = (train_rankers(pipe, train, val, train_df, val_df, args) if args.ranker
+                               else (None, {}))
+    item_names = {n.lower() for n in schema.ITEM_CATEGORICAL + schema.ITEM_NUMERIC}
+    item_side = {c.name for c in ranker_columns(pipe)} & item_names
+    ranker_items = all_items[[c for c in all_items.columns if c.lower() in item_side]] if rankers else None
+    bundle_metrics = {f"{k}_exact": exact[k] for k in ("recall@100", "ndcg@100")} | ranker_metrics
+    export_bundle(out / "bundle", model, pipe, item_batch, item_ids=hashed_ids, index_backend=backend,
+                  ranker=rankers, item_features=ranker_items, metrics=bundle_metrics)
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in ranker_metrics.items())
+    print(f"      bundle {out}/bundle ({'rankers: ' + shown if rankers else 'no ranker'}) in "
+          f"{time.perf_counter() - t0:.1f}s")
+    report["bundle_metrics"] = bundle_metrics
 
     # 6. a fresh process with nothing but torch runs the seed's example batch
     batch_file = SEED_BATCH
@@ -207,6 +264,14 @@ def main(argv: list[str] | None = None) -> dict:
     scores, top = retriever.recommend(raw_users, k=5, exclude=watched)
     for user, row in zip(raw_users["client_id"], top):
         print(f"      Retriever: {user} -> {row.tolist()}")
+    bundle = load_bundle(out / "bundle")
+    recommender = Recommender(bundle)
+    result = recommender.recommend(raw_users, k=5, exclude=watched, rank=bundle.ranker is not None,
+                                   candidates=50 if bundle.ranker is not None else None)
+    for user, row in zip(raw_users["client_id"], result.items):
+        print(f"      Recommender ({'ranked' if bundle.ranker is not None else 'retrieval'}, bundle {bundle.version}, "
+              f"{bundle.tower_format}): {user} -> {row.tolist()}")
+    report["bundle_version"] = bundle.version
     report["seed_batch_shape"] = list(seed_vectors.shape)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
     return report

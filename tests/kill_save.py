@@ -2,7 +2,7 @@
 
     python tests/kill_save.py KIND POINT DIR
 
-KIND is pipeline | index | checkpoint | weights | embeddings | tower. POINT is
+KIND is pipeline | index | checkpoint | weights | embeddings | tower | bundle. POINT is
 ``before-rename`` (SIGKILL at the start of the rename that publishes the save), ``after-rename`` (SIGKILL
 right after it), ``mid-write`` (SIGKILL while the new files are being written), ``loop`` (save A and B
 alternately until killed from outside) or ``none`` (save A and exit). `build(kind, version)` is imported by
@@ -26,7 +26,9 @@ TARGETS = {
     "weights": "weights.pt",
     "embeddings": "items.parquet",
     "tower": "user_tower.pt",
+    "bundle": "bundle",
 }
+DIRECTORY_KINDS = ("pipeline", "index", "bundle")
 
 
 def _frame(version: int) -> pd.DataFrame:
@@ -87,6 +89,10 @@ def build(kind: str, version: int):  # noqa: ANN201
         return np.arange(50, dtype=np.int64) + 1000 * version, rng.normal(size=(50, 4)).astype(np.float32)
     if kind == "tower":
         return _two_tower(version)
+    if kind == "bundle":
+        model, pipe = _two_tower(version)
+        items = _frame(0).drop_duplicates("item").sort_values("item")
+        return model, pipe, pipe.transform(items), items["item"].to_numpy().astype(np.int64)
     raise SystemExit(f"unknown kind {kind!r}")
 
 
@@ -112,6 +118,10 @@ def save(kind: str, obj, path: Path) -> None:  # noqa: ANN001
         from recstack.export import export_user_tower
 
         export_user_tower(obj[0], obj[1], path)
+    elif kind == "bundle":
+        from recstack.export import export_bundle
+
+        export_bundle(path, obj[0], obj[1], obj[2], item_ids=obj[3])
 
 
 def _die() -> None:
@@ -134,6 +144,8 @@ def main() -> None:
     real_replace = os.replace
 
     def replace(src, dst):  # noqa: ANN001, ANN202
+        if kind == "bundle" and Path(dst) != path / "manifest.json":  # the parts' own saves inside the bundle
+            return real_replace(src, dst)
         if point == "before-rename":
             _die()
         real_replace(src, dst)
@@ -152,7 +164,7 @@ def main() -> None:
             os.write(fd, b"PK\x03\x04 half a file")
             _die()
 
-        if kind not in ("pipeline", "index"):
+        if kind not in DIRECTORY_KINDS:
             atomic.tempfile.mkstemp = mkstemp
     os.replace = replace
     save(kind, new, path)

@@ -123,7 +123,7 @@ def test_short_video_v1_example_end_to_end(tmp_path):
             sys.executable,
             str(ROOT / "examples" / "short_video_v1.py"),
             "--rows", "40000", "--epochs", "3", "--batch-size", "256", "--negatives", "128",
-            "--backend", "exact", "--out", str(tmp_path), "--verbose", "0",
+            "--backend", "exact", "--out", str(tmp_path), "--verbose", "0", "--ranker",
         ],
         capture_output=True,
         text=True,
@@ -148,3 +148,18 @@ def test_short_video_v1_example_end_to_end(tmp_path):
     assert torch.jit.load(str(tmp_path / "user_tower.pt")) is not None
     # learning, not just plumbing: full-corpus recall@100 over ~2.7k items measured 0.27; a random ranking gets ~0.04
     assert report["full_corpus_exact"]["recall@100"] > 0.15, report["full_corpus_exact"]
+    # the deployable bundle: verified, with the tower, the index and the two rankers the example trains
+    from recstack.export import load_bundle
+
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.version == report["bundle_version"] and bundle.task_names == ["watch", "finish"]
+    assert np.array_equal(np.sort(bundle.index.ids), np.sort(ids)) and bundle.ranker is not None
+    assert bundle.meta["metrics"]["recall@100_exact"] == report["full_corpus_exact"]["recall@100"]
+    assert "Recommender (ranked" in out.stdout
+    # the full V1 tower and the rankers: torch.export programs equal the TorchScript files on the seed batch
+    seed = eval((ROOT / "tests" / "data" / "example_batch.txt").read_text(), {"tensor": torch.tensor, "torch": torch})
+    assert bundle.tower_format == "pt2" and bundle.ranker_format == "pt2"
+    with torch.no_grad():
+        for program, name in ((bundle.user_tower, "user_tower.pt"), (bundle.ranker, "ranker.pt")):
+            script = torch.jit.load(str(bundle.files / name))
+            assert torch.allclose(program(seed), script(seed), atol=1e-6, rtol=0), name

@@ -32,7 +32,9 @@ def originals(tmp_path_factory):
     """Saved artifacts of every kind (index once per installed backend) and the digest of what each loads."""
     root = tmp_path_factory.mktemp("originals")
     out = {}
-    for kind, name in [("pipeline", "pipe"), ("checkpoint", "m.ckpt"), ("embeddings", "e.parquet"), ("tower", "t.pt")]:
+    kinds = [("pipeline", "pipe"), ("checkpoint", "m.ckpt"), ("embeddings", "e.parquet"), ("tower", "t.pt")]
+    kinds.append(("bundle", "b"))
+    for kind, name in kinds:
         save(kind, build(kind, 0), root / name)
         out[kind] = (root / name, loaded_digest(kind, root / name))
     vectors = np.random.default_rng(1).normal(size=(400, 8)).astype(np.float32)
@@ -86,7 +88,7 @@ def _check(kind: str, originals, tmp_path: Path, case) -> None:  # noqa: ANN001
     assert got == digest, f"{victim.relative_to(tmp_path)} damaged by {how} at {at:.3f} loaded different content"
 
 
-@pytest.mark.parametrize("kind", ["pipeline", "checkpoint", "embeddings", "tower"])
+@pytest.mark.parametrize("kind", ["pipeline", "checkpoint", "embeddings", "tower", "bundle"])
 @FUZZ
 @given(case=damage)
 def test_damaged_files_raise_or_load_unchanged(originals, tmp_path, kind, case):

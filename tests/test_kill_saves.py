@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kill_save import TARGETS, build, save
-from recstack.export import load_tower, read_item_embeddings
+from kill_save import DIRECTORY_KINDS, TARGETS, _frame, build, save
+from recstack.export import load_bundle, load_tower, read_item_embeddings, serving_batch
 from recstack.features import FeaturePipeline
 from recstack.index import load_index
 from recstack.storage import tree_sha256
@@ -23,7 +23,7 @@ from recstack.training.checkpoint import read_checkpoint
 
 HERE = Path(__file__).parent
 KINDS = list(TARGETS)
-DIRECTORY_KINDS = ("pipeline", "index")
+VOLATILE = ("created_at", "recstack_version", "torch_version", "python_version")
 
 
 def loaded_digest(kind: str, path: Path) -> str:
@@ -39,6 +39,12 @@ def loaded_digest(kind: str, path: Path) -> str:
         return tree_sha256(dict(torch.load(path, weights_only=True)))
     if kind == "embeddings":
         return tree_sha256(list(read_item_embeddings(path)))
+    if kind == "bundle":
+        bundle = load_bundle(path)
+        with torch.no_grad():
+            vectors = bundle.user_tower(serving_batch(_frame(0).head(8), bundle.pipeline))
+        meta = {k: v for k, v in bundle.meta.items() if k not in VOLATILE}
+        return tree_sha256([vectors, bundle.index.ids, repr(meta)])
     return tree_sha256(dict(load_tower(path)[0].state_dict()))
 
 

@@ -1,5 +1,6 @@
-"""Export: TorchScript towers that run seed-000 batches, item embeddings in Parquet."""
+"""Export: TorchScript towers that run seed-000 batches, item embeddings in Parquet, the deployable bundle."""
 
+from recstack.export.bundle import Bundle, export_bundle, load_bundle
 from recstack.export.embeddings import export_item_embeddings, read_item_embeddings, write_embeddings
 from recstack.export.inputs import ServingInputs
 from recstack.export.serving import serving_batch
@@ -12,6 +13,9 @@ from recstack.export.towers import (
 )
 
 __all__ = [
+    "Bundle",
+    "export_bundle",
+    "load_bundle",
     "export_user_tower",
     "export_item_tower",
     "export_item_embeddings",

@@ -122,6 +122,7 @@ class _Dense(nn.Module):
         self.required = required
         self.fill = fill
         self.dim = dim
+        self.check_finite = True  # a torch.export program leaves the check to ServingBatchCheck (data-dependent)
         self.register_buffer("shift", torch.from_numpy(np.asarray(shift, dtype=np.float64).reshape(1, dim).copy()))
         self.register_buffer("scale", torch.from_numpy(np.asarray(scale, dtype=np.float64).reshape(1, dim).copy()))
 
@@ -133,7 +134,7 @@ class _Dense(nn.Module):
                     "feature '" + self.name + "': expected " + str(rows) + " x " + str(self.dim) + " numbers"
                 )
             x = x.reshape(rows, self.dim).to(torch.float64)
-            if bool(torch.isinf(x).any()):
+            if self.check_finite and bool(torch.isinf(x).any()):
                 raise ValueError(
                     "feature '" + self.name + "': " + str(int(torch.isinf(x).sum())) + " infinite value(s); "
                     + "expected finite numbers (NaN is imputed)"

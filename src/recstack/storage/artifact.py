@@ -2,7 +2,8 @@
 
 Layout of an artifact at ``PATH``::
 
-    PATH/manifest.json        kind, format, created-at, versions, and size + sha256 of every file
+    PATH/manifest.json        kind, format, created-at, recstack / Python / torch versions, and size + sha256
+                              of every file
     PATH/v-<time>-<token>/    the files of the current version
 
 `write_artifact` fills a new version folder, then publishes it by replacing ``manifest.json`` in one
@@ -116,6 +117,12 @@ def _clean_leftovers(root: Path, keep: str | None) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+def _torch_version() -> str | None:
+    """The version of torch when it is loaded (the artifacts that hold models import it), else None."""
+    torch = sys.modules.get("torch")
+    return getattr(torch, "__version__", None) if torch is not None else None
+
+
 def _new_version_name() -> str:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     return f"v-{stamp}-{secrets.token_hex(4)}"
@@ -158,6 +165,7 @@ def write_artifact(path: str | os.PathLike, kind: str, meta: dict[str, Any] | No
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "recstack_version": __version__,
             "python_version": ".".join(map(str, sys.version_info[:3])),
+            "torch_version": _torch_version(),
             "meta": meta or {},
             "files": _file_table(folder),
         }
