@@ -225,3 +225,16 @@ def test_random_bytes_in_an_index_file_are_refused(tmp_path, backend, name):
     with pytest.raises(IntegrityError, match=f"{Path(name).name}: sha256 differs"):
         load_index(tmp_path / "idx")
     shutil.rmtree(tmp_path / "idx")
+
+
+def test_embeddings_with_a_damaged_digest_entry_are_refused(tmp_path):
+    import pyarrow.parquet as pq
+
+    from recstack.export import read_item_embeddings
+
+    path = tmp_path / "items.parquet"
+    save("embeddings", build("embeddings", 0), path)
+    table = pq.read_table(path)
+    pq.write_table(table.replace_schema_metadata({b"recstack.sha256": b"\xee\xee not UTF-8"}), path)
+    with pytest.raises(IntegrityError, match="items.parquet: item ids or embeddings differ"):
+        read_item_embeddings(path)

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from torch import nn
 
-from recstack.errors import ArtifactError, IntegrityError, SchemaError
+from recstack.errors import ArtifactError, IntegrityError, RecstackError, SchemaError
 from recstack.storage.atomic import PARQUET_MAGIC, atomic_file, has_magic
 from recstack.storage.checks import check_finite_rows
 from recstack.storage.digest import tree_sha256
@@ -77,26 +77,32 @@ def _digest(ids: np.ndarray, vectors: np.ndarray) -> str:
 
 
 def read_item_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """``(item_ids int64 [N], embeddings float32 [N, D])`` from a file written by `export_item_embeddings`."""
+    """``(item_ids int64 [N], embeddings float32 [N, D])`` from a file written by `export_item_embeddings`,
+    after checking them against the sha256 recorded in the file."""
     try:
-        table = pq.read_table(path, page_checksum_verification=True)
+        ids, vectors, digest = _read_embeddings(path)
     except FileNotFoundError:
         raise ArtifactError(f"{path}: no such item embeddings file") from None
-    except (OSError, pa.ArrowException) as exc:
-        raise IntegrityError(f"{path}: cannot read item embeddings Parquet ({exc})") from None
+    except RecstackError:
+        raise
+    except (OSError, pa.ArrowException, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"{path}: cannot read item embeddings Parquet ({type(exc).__name__}: {exc})") from None
+    if digest is None:
+        raise ArtifactError(f"{path}: Parquet without recstack's sha256; write it with write_embeddings")
+    if digest != _digest(ids, vectors).encode():
+        raise IntegrityError(f"{path}: item ids or embeddings differ from the recorded sha256 (the file is damaged)")
+    check_finite_rows(vectors, Path(path))
+    return ids, vectors
+
+
+def _read_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, bytes | None]:
+    table = pq.read_table(path, page_checksum_verification=True)
     if "item_id" not in table.column_names or "embedding" not in table.column_names:
         raise SchemaError(f"{path}: expected columns item_id and embedding, found {table.column_names}")
     emb = table.column("embedding").combine_chunks()
     if not pa.types.is_fixed_size_list(emb.type):
         raise SchemaError(f"{path}: column embedding must be a fixed-size list of float32, got {emb.type}")
-    dim = emb.type.list_size
     flat = emb.flatten().to_numpy(zero_copy_only=False)
-    vectors = np.require(flat, dtype=np.float32, requirements=["C", "W"]).reshape(-1, dim)  # writable for torch
+    vectors = np.require(flat, dtype=np.float32, requirements=["C", "W"]).reshape(-1, emb.type.list_size)
     ids = np.require(table.column("item_id").to_numpy(), dtype=np.int64, requirements=["W"])
-    digest = (table.schema.metadata or {}).get(DIGEST_KEY.encode())
-    if digest is None:
-        raise ArtifactError(f"{path}: Parquet without recstack's sha256; write it with write_embeddings")
-    if digest.decode() != _digest(ids, vectors):
-        raise IntegrityError(f"{path}: item ids or embeddings differ from the recorded sha256 (the file is damaged)")
-    check_finite_rows(vectors, Path(path))
-    return ids, vectors
+    return ids, vectors, (table.schema.metadata or {}).get(DIGEST_KEY.encode())
