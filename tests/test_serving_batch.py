@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recstack.errors import SchemaError
-from recstack.export.serving import _records_to_columns, serving_batch
+from recstack.export.serving import _column_batch, _records_to_columns, serving_batch
 from recstack.features import DenseFeat, FeaturePipeline, SparseFeat, VarLenSparseFeat
 
 DENSE = [f"d{i}" for i in range(6)]
@@ -67,7 +67,7 @@ def _same(a: dict, b: dict) -> None:
 @given(records=st.lists(record, min_size=1, max_size=8))
 def test_records_equal_their_columns(pipe, records):
     try:
-        expected = serving_batch(_records_to_columns(records), pipe)
+        expected = _column_batch(_records_to_columns(records), pipe, None)
     except SchemaError as err:
         with pytest.raises(SchemaError) as again:
             serving_batch(records, pipe)
@@ -88,3 +88,10 @@ def test_records_of_plain_numbers_equal_the_dataframe_batch(pipe):
 def test_records_with_a_text_in_a_number_name_it(pipe):
     with pytest.raises(SchemaError, match="'d3'.*'abc'"):
         serving_batch([{"d3": 1.0}, {"d3": "abc"}], pipe)
+
+
+def test_lists_of_different_lengths_name_the_odd_column(pipe):
+    columns = {name: [0.1, 0.2, 0.3] for name in DENSE}
+    columns["d4"] = [0.1]
+    with pytest.raises(SchemaError, match="'d4' has 1"):
+        serving_batch(columns, pipe)

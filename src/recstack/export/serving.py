@@ -38,10 +38,16 @@ def serving_batch(data: TableLike, pipeline: FeaturePipeline, names: Sequence[st
     batch as the dict of their columns; a key absent from some records is a null there."""
     wanted = set(names) if names is not None else None
     if isinstance(data, list) and all(isinstance(r, Mapping) for r in data):
-        fast = _records_batch(data, pipeline, wanted)
+        data = _records_to_columns(data)
+    if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
+        fast = _lists_batch(data, pipeline, wanted)
         if fast is not None:
             return fast
-        data = _records_to_columns(data)
+    return _column_batch(data, pipeline, wanted)
+
+
+def _column_batch(data: TableLike, pipeline: FeaturePipeline, wanted: set[str] | None) -> dict[str, Tensor]:
+    """`serving_batch` feature by feature, through the pipeline's column readers."""
     if isinstance(data, Mapping) and not is_path_input(data):
         readers: dict[str, str] = {}
         for feat in pipeline._declared:
@@ -88,20 +94,29 @@ def serving_batch(data: TableLike, pipeline: FeaturePipeline, names: Sequence[st
 
 def _records_to_columns(records: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
     """The columns of a list of records; a key absent from a record is None there."""
-    keys = dict.fromkeys(k for r in records for k in r)
-    return {k: [r.get(k) for r in records] for k in keys}
+    keys = list(set().union(*records)) if records else []
+    if not keys:
+        return {}
+    pick = operator.itemgetter(*keys)
+    try:
+        table = [pick(r) for r in records]
+    except KeyError:
+        table = [tuple(r.get(k) for k in keys) for r in records]
+    if len(keys) == 1:
+        return {keys[0]: list(table)}
+    return {k: list(col) for k, col in zip(keys, zip(*table))}
 
 
-def _records_batch(
-    records: list[Mapping[str, Any]], pipeline: FeaturePipeline, wanted: set[str] | None
+def _lists_batch(
+    columns: dict[Any, list[Any]], pipeline: FeaturePipeline, wanted: set[str] | None
 ) -> dict[str, Tensor] | None:
-    """`serving_batch` of records with every scalar number feature converted in one NumPy call; None when the
-    records need the column-by-column path (values that are not plain numbers, keys that collide, vectors)."""
-    present = set().union(*records) if records else set()
-    if not all(isinstance(k, str) for k in present):
+    """`serving_batch` of a dict of lists with every scalar number feature converted in one NumPy call; None
+    when the columns need the feature-by-feature path (values that are not plain numbers, names that collide
+    once lower-cased, columns of different lengths)."""
+    if not all(isinstance(k, str) for k in columns):
         return None
-    original = {(k.lower() if pipeline.lowercase else k): k for k in present}
-    if len(original) != len(present):
+    original = {(k.lower() if pipeline.lowercase else k): k for k in columns}
+    if len(original) != len(columns):
         return None
     numeric: list[str] = []
     other: list[Feature] = []
@@ -114,27 +129,26 @@ def _records_batch(
             numeric.append(feat.name)
         else:
             other.append(feat)
-    out: dict[str, Tensor] = {}
-    if numeric:
-        keys = [original[n] for n in numeric]
-        pick = operator.itemgetter(*keys)
-        try:
-            rows = [pick(r) for r in records]
-        except KeyError:
-            rows = [tuple(r.get(k) for k in keys) for r in records]
-        try:
-            matrix = np.array(rows, dtype=np.float64).reshape(len(records), len(numeric))
-        except (TypeError, ValueError, OverflowError):
-            return None
-        for name, column in zip(numeric, torch.from_numpy(np.ascontiguousarray(matrix.T)).unsqueeze(-1).unbind(0)):
-            out[name] = column
+    if not numeric:
+        return None
+    lengths = {len(columns[original[n]]) for n in numeric}
+    lengths |= {len(columns[original[f.name]]) for f in other}
+    if len(lengths) != 1:
+        return None
+    try:
+        matrix = np.array([columns[original[n]] for n in numeric], dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if matrix.ndim != 2:
+        return None
+    out = dict(zip(numeric, torch.from_numpy(matrix).unsqueeze(-1).unbind(0)))
     if other:
-        columns = {f.name: [r.get(original[f.name]) for r in records] for f in other}
+        rest = {f.name: columns[original[f.name]] for f in other}
         for f in other:
             weight = f.weight_name if isinstance(f, VarLenSparseFeat) else None
             if weight and weight in original:
-                columns[weight] = [r.get(original[weight]) for r in records]
-        out.update(serving_batch(columns, pipeline, [f.name for f in other]))
+                rest[weight] = columns[original[weight]]
+        out.update(_column_batch(rest, pipeline, {f.name for f in other}))
     return out
 
 
