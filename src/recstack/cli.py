@@ -17,11 +17,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--items", type=int, default=20_000)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", default=None, help="directory to save the fitted pipeline in")
+    from recstack.serve.runner import add_arguments as add_serve_arguments
+
+    serve = sub.add_parser("serve", help="serve a bundle over HTTP (needs the serve extra)")
+    add_serve_arguments(serve)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from recstack.demo import run_demo
 
         run_demo(rows=args.rows, users=args.users, items=args.items, seed=args.seed, out=args.out)
+    elif args.command == "serve":
+        from recstack.serve.runner import run_from_args
+
+        return run_from_args(args)
     return 0
 
 
