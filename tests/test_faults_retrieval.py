@@ -15,18 +15,15 @@ import torch
 
 from recstack.errors import ArgumentError, DataWarning, LabelError, SchemaError
 from recstack.export import (
-    export_item_embeddings,
     export_item_tower,
     export_user_tower,
-    read_item_embeddings,
     read_tower_metadata,
     serving_batch,
 )
-from recstack.features import FeaturePipeline, hash_values
-from recstack.index import build_index
+from recstack.features import FeaturePipeline
 from recstack.models import TwoTowerModel
 from recstack.serve import Retriever
-from two_tower_data import features, short_video, take
+from two_tower_data import export_retrieval, features, short_video, take
 
 DIM = 8
 SMALL = {"embedding_dim": DIM, "tower_hidden_units": (16,)}
@@ -41,14 +38,7 @@ def ctx(tmp_path_factory) -> SimpleNamespace:
     model.fit(train, epochs=1, batch_size=256, verbose=0)
     model.eval()
     out = tmp_path_factory.mktemp("faults")
-    pipe.save(out / "pipeline")
-    export_user_tower(model, pipe, out / "user_tower.pt")
-    items = df.drop_duplicates("item_id")
-    export_item_embeddings(
-        model, pipe.transform(items), out / "items.parquet", item_ids=hash_values(items["item_id"], "item_id")
-    )
-    ids, vectors = read_item_embeddings(out / "items.parquet")
-    build_index(vectors, ids, backend="exact").save(out / "index")
+    export_retrieval(model, pipe, df, out)
     refit = FeaturePipeline(features(), label_columns="label").fit(df.iloc[: len(df) // 2])
     refit.save(out / "refit_pipeline")
     return SimpleNamespace(

@@ -7,12 +7,10 @@ import pytest
 import torch
 
 from recstack.errors import ArgumentError, SchemaError
-from recstack.export import export_item_embeddings, export_user_tower, read_item_embeddings, serving_batch
-from recstack.features import hash_values
-from recstack.index import build_index
+from recstack.export import serving_batch
 from recstack.models import TwoTowerModel
 from recstack.serve import Retriever
-from two_tower_data import short_video
+from two_tower_data import export_retrieval, short_video
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +20,7 @@ def artifacts(tmp_path_factory):
     model = TwoTowerModel(ucols, icols, embedding_dim=16, tower_hidden_units=(32,))
     model.fit(train, epochs=1, batch_size=256, verbose=0)
     out = tmp_path_factory.mktemp("retriever")
-    pipe.save(out / "pipeline")
-    export_user_tower(model, pipe, out / "user_tower.pt")
-    items = df.drop_duplicates("item_id")
-    export_item_embeddings(
-        model, pipe.transform(items), out / "items.parquet", item_ids=hash_values(items["item_id"], "item_id")
-    )
-    ids, vectors = read_item_embeddings(out / "items.parquet")
-    build_index(vectors, ids, backend="exact").save(out / "index")
+    ids, vectors = export_retrieval(model, pipe, df, out)
     return df, pipe, model, out, ids, vectors
 
 

@@ -39,3 +39,21 @@ def short_video(rows: int = 20_000, users: int = 600, items: int = 1_500, seed: 
 
 def take(batch: dict, rows: np.ndarray | slice) -> dict:
     return {k: v[rows] for k, v in batch.items()}
+
+
+def export_retrieval(model, pipe, df, out):
+    """Pipeline, user tower, item embeddings and an exact index under ``out``, as `Retriever.from_dir` reads
+    them; returns the item ids and vectors written."""
+    from recstack.export import export_item_embeddings, export_user_tower, read_item_embeddings
+    from recstack.features import hash_values
+    from recstack.index import build_index
+
+    pipe.save(out / "pipeline")
+    export_user_tower(model, pipe, out / "user_tower.pt")
+    items = df.drop_duplicates("item_id")
+    export_item_embeddings(
+        model, pipe.transform(items), out / "items.parquet", item_ids=hash_values(items["item_id"], "item_id")
+    )
+    ids, vectors = read_item_embeddings(out / "items.parquet")
+    build_index(vectors, ids, backend="exact").save(out / "index")
+    return ids, vectors
