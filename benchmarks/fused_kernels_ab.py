@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from recstack import kernels
 from recstack.kernels import gemm
 from recstack.models.ranking import autoint
-from recstack.nn import embedding
+from recstack.nn import embedding_ops
 from recstack.nn.attention import InteractingLayer
 from recstack.nn.embedding import FusedTable
 
@@ -51,7 +51,7 @@ RESULTS = Path(__file__).parent / "results"
 _KERNEL_LOOKUP = FusedTable._lookup_for_grad  # the compiled scatter-add backward on CPU
 _GEMM_MIN_ROWS = gemm.MIN_ROWS
 _ONEDNN = gemm.onednn_available
-_UNIQUE = embedding.unique_inverse
+_UNIQUE = embedding_ops.unique_inverse
 _STACK = autoint.interacting_logit
 _CIN_OFF = contextlib.ExitStack()  # holds kernels.disabled("cin") while the CIN kernels are switched off
 
@@ -83,7 +83,7 @@ def switch(model, name: str, on: bool) -> None:
         if not on:
             _CIN_OFF.enter_context(kernels.disabled("cin"))
     elif name == "unique":
-        embedding.unique_inverse = _UNIQUE if on else (lambda index: torch.unique(index, return_inverse=True))
+        embedding_ops.unique_inverse = _UNIQUE if on else (lambda index: torch.unique(index, return_inverse=True))
     else:
         FusedTable._lookup_for_grad = _KERNEL_LOOKUP if on else _ops_lookup
 

@@ -33,10 +33,9 @@ import torch
 from torch import Tensor
 
 from recstack.data.implicit import ImplicitSplit, pairs
-from recstack.evaluation import FullRankingEvaluation
 from recstack.features import SparseFeat, VarLenSparseFeat
 from recstack.models import TwoTowerModel
-from recstack.training import EarlyStopping, Trainer
+from recstack.training import EarlyStopping, FullRankingEvaluation, Trainer
 from recstack.training.optim import build_optimizer
 
 sys.path.insert(0, str(Path(__file__).parent))

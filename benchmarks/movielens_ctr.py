@@ -43,8 +43,8 @@ import numpy as np
 import pandas as pd
 
 from recstack.errors import MissingDependencyError, SchemaError
+from recstack.evaluation import log_loss, roc_auc_score
 from recstack.features import FeaturePipeline, SparseFeat, VarLenSparseFeat
-from recstack.metrics import log_loss, roc_auc_score
 
 RESULTS = Path(__file__).parent / "results"
 FILES = ("ml-100k.inter", "ml-100k.user", "ml-100k.item")

@@ -117,7 +117,7 @@ def worker(args: argparse.Namespace) -> dict:
     sync()
     result["predict_samples_per_s"] = n_pred / (time.perf_counter() - t0)
     if args.auc:
-        from recstack.metrics import roc_auc_score
+        from recstack.evaluation import roc_auc_score
 
         fresh = build(args.lib, args.model, meta["sizes"], args.device)
         fresh.compile("adam", "binary_crossentropy")

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from recstack.data import make_ctr_dataset
+from recstack.evaluation import log_loss, roc_auc_score
 from recstack.features import DenseFeat, FeaturePipeline, SparseFeat, get_feature_names
-from recstack.metrics import log_loss, roc_auc_score
 from recstack.models import DeepFM
 from recstack.training import EarlyStopping, ModelCheckpoint
 

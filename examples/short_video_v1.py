@@ -34,7 +34,7 @@ from recstack.data import make_short_video_dataset
 from recstack.data import short_video_schema as schema
 from recstack.data.implicit import CSR
 from recstack.data.synthetic import short_video_label
-from recstack.evaluation import evaluate_full_ranking
+from recstack.evaluation import evaluate_full_ranking, roc_auc_score
 from recstack.export import (
     export_bundle,
     export_item_embeddings,
@@ -45,7 +45,6 @@ from recstack.export import (
 )
 from recstack.features import DenseFeat, FeaturePipeline, SparseFeat, hash_values
 from recstack.index import available_backends, build_index, load_index
-from recstack.metrics import roc_auc_score
 from recstack.models import DCN, DeepFM, TwoTowerModel
 from recstack.serve import Retriever
 from recstack.serve.recommender import Recommender

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from recstack.data import make_ctr_dataset
+from recstack.evaluation import roc_auc_score
 from recstack.features import DenseFeat, FeaturePipeline, SparseFeat
-from recstack.metrics import roc_auc_score
 
 ROWS, TRAIN = 200_000, 160_000
 

@@ -11,7 +11,7 @@ import torch
 
 from ctr_quality import ctr_data, train_and_score
 from recstack.data.datasets import DataFrameDataset
-from recstack.metrics import roc_auc_score
+from recstack.evaluation import roc_auc_score
 from recstack.models import ranking
 from recstack.models.base import LABEL_KEY
 from recstack.training import Trainer

@@ -14,9 +14,9 @@ import torch
 from artifacts import current
 from recstack.data import make_ctr_dataset
 from recstack.data.synthetic import make_short_video_dataset, short_video_label
+from recstack.evaluation import roc_auc_score
 from recstack.features import DenseFeat, FeaturePipeline, SparseFeat, get_feature_names
 from recstack.features.hashing import reference_hash
-from recstack.metrics import roc_auc_score
 from recstack.models import DeepFM
 
 ROOT = Path(__file__).resolve().parents[1]

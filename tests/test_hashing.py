@@ -618,10 +618,10 @@ def test_import_does_not_load_numba_and_works_after_torch_and_fork():
 
 def test_parallel_path_on_small_and_sliced_inputs(monkeypatch):
     """Force the multi-chunk kernels on tiny inputs (chunk bounds, offsets, bitmaps), whatever the size."""
-    import recstack.features.hashing as hashing
+    from recstack.kernels import xxh64
 
     numba = pytest.importorskip("numba")
-    monkeypatch.setattr(hashing, "_PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(xxh64, "_PARALLEL_MIN_ROWS", 0)
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))

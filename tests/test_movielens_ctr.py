@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from recstack.errors import MissingDependencyError
-from recstack.metrics import roc_auc_score
+from recstack.evaluation import roc_auc_score
 from recstack.models import DeepFM
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "movielens_ctr.py"

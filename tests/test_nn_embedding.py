@@ -4,8 +4,8 @@ import torch
 
 from recstack.errors import SchemaError
 from recstack.features import DenseFeat, SparseFeat, VarLenSparseFeat, bucketize_hashes, hash_values
-from recstack.nn import EmbeddingCollection, Linear, embedding, grow_embedding_table
-from recstack.nn.embedding import unique_rows
+from recstack.nn import EmbeddingCollection, Linear, embedding_ops, grow_embedding_table
+from recstack.nn.embedding_ops import unique_rows
 
 
 def _columns():
@@ -115,15 +115,15 @@ def test_row_sparse_gather_gives_the_same_forward_and_gradient():
 
 def _count_unique_calls(monkeypatch) -> list[int]:
     """Count the sorts (unique_inverse calls) from here on, starting with nothing cached by earlier lookups."""
-    monkeypatch.setattr(embedding, "_LAST_UNIQUE", [])
+    monkeypatch.setattr(embedding_ops, "_LAST_UNIQUE", [])
     calls: list[int] = []
-    real = embedding.unique_inverse
+    real = embedding_ops.unique_inverse
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(embedding, "unique_inverse", counting)
+    monkeypatch.setattr(embedding_ops, "unique_inverse", counting)
     return calls
 
 
@@ -136,7 +136,7 @@ def test_unique_inverse_equals_torch_unique(n, high):
     g = torch.Generator().manual_seed(n)
     ids = torch.randint(0, high, (n,), generator=g)
     ids[: n // 2] = ids[n // 2 : 2 * (n // 2)]  # every value of the first half appears twice
-    uniq, inverse = embedding.unique_inverse(ids)
+    uniq, inverse = embedding_ops.unique_inverse(ids)
     want_uniq, want_inverse = torch.unique(ids, return_inverse=True)
     assert torch.equal(uniq, want_uniq) and torch.equal(inverse, want_inverse)
 
@@ -152,7 +152,7 @@ def test_unique_inverse_equals_torch_unique(n, high):
     ids=["negative", "beyond-2^32", "int32", "empty"],
 )
 def test_unique_inverse_falls_back_to_torch_outside_its_range(ids):
-    uniq, inverse = embedding.unique_inverse(ids)
+    uniq, inverse = embedding_ops.unique_inverse(ids)
     want_uniq, want_inverse = torch.unique(ids, return_inverse=True)
     assert torch.equal(uniq, want_uniq) and torch.equal(inverse, want_inverse)
 
@@ -209,7 +209,7 @@ def test_row_sparse_unscale_restores_gradients_and_flags_overflow():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_row_lookup_gradient_equals_torch_embedding(dtype):
-    from recstack.nn.embedding import _RowLookup
+    from recstack.nn.embedding_ops import _RowLookup
 
     torch.manual_seed(1)
     table = torch.randn(50, 16, dtype=dtype, requires_grad=True)

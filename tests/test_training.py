@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from recstack.errors import FormatVersionError, IntegrityError, LabelError, SchemaError
+from recstack.evaluation import log_loss, roc_auc_score
 from recstack.features import DenseFeat, SparseFeat, VarLenSparseFeat, hash_values
-from recstack.metrics import log_loss, roc_auc_score
 from recstack.models import WDL, DeepFM
 from recstack.nn import EmbeddingCollection
 from recstack.training import EarlyStopping, LearningRateScheduler, ModelCheckpoint, RowSparseOptimizer

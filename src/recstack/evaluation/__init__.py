@@ -1,5 +1,23 @@
-"""Evaluation of retrieval models: full-ranking Recall / NDCG / hit rate / precision at K."""
+"""Metric functions: per-row metrics by name (AUC, log loss, ...) and full-ranking Recall / NDCG at K."""
 
-from recstack.evaluation.full_ranking import FullRankingEvaluation, evaluate_full_ranking
+from recstack.evaluation.full_ranking import evaluate_full_ranking
+from recstack.evaluation.pointwise import (
+    METRICS,
+    accuracy_score,
+    get_metric,
+    log_loss,
+    mean_absolute_error,
+    mean_squared_error,
+    roc_auc_score,
+)
 
-__all__ = ["FullRankingEvaluation", "evaluate_full_ranking"]
+__all__ = [
+    "METRICS",
+    "accuracy_score",
+    "evaluate_full_ranking",
+    "get_metric",
+    "log_loss",
+    "mean_absolute_error",
+    "mean_squared_error",
+    "roc_auc_score",
+]

@@ -16,7 +16,7 @@ Each metric is the mean over users. Per-user id lists (ground truth, exclusions)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,6 @@ import torch
 from torch import Tensor
 
 from recstack.errors import SchemaError
-from recstack.training.callbacks import Callback
 
 MAX_CHUNK_SCORES = 1 << 26  # a chunk's [users, items] score matrix stays under this many entries (256 MB)
 
@@ -168,50 +167,3 @@ def _index_top(index: Any, queries: Tensor, ex_mask: Tensor | None, k: int, k_se
     out = torch.full((len(found), k + 1), -1, dtype=torch.int64)
     out.scatter_(1, col, torch.where(col < k, found, -1))
     return out[:, :k]
-
-
-class FullRankingEvaluation(Callback):
-    """Adds full-ranking metrics on held-out items to each epoch's logs (and History), e.g. ``val_recall@20``.
-
-    The model gives its vectors through ``vectors(model) -> (user_vectors, item_vectors)`` (default:
-    ``model.user_vectors()`` and ``model.item_vectors()``). Place it before an `EarlyStopping` that monitors
-    one of its keys (with ``mode="max"``).
-    """
-
-    def __init__(
-        self,
-        ground_truth: Any,  # noqa: ANN401
-        exclude: Any = None,  # noqa: ANN401
-        ks: Sequence[int] = (20,),
-        prefix: str = "val_",
-        batch_size: int = 1024,
-        vectors: Callable[[Any], tuple[Any, Any]] | None = None,
-        verbose: int = 0,
-    ) -> None:
-        self.ground_truth = ground_truth
-        self.exclude = exclude
-        self.ks = tuple(ks)
-        self.prefix = prefix
-        self.batch_size = batch_size
-        self.vectors = vectors or (lambda model: (model.user_vectors(), model.item_vectors()))
-        self.verbose = verbose
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        was_training = self.model.training
-        self.model.eval()
-        with torch.no_grad():
-            user_vectors, item_vectors = self.vectors(self.model)
-        self.model.train(was_training)
-        metrics = evaluate_full_ranking(
-            user_vectors, item_vectors, self.ground_truth, self.exclude, ks=self.ks, batch_size=self.batch_size
-        )
-        found = {f"{self.prefix}{k}": v for k, v in metrics.items()}
-        if logs is not None:
-            logs.update(found)
-        history = getattr(self.trainer, "history", None)
-        if history is not None:  # History saw this epoch's logs before this callback ran
-            for key, value in found.items():
-                history.history.setdefault(key, []).append(value)
-        if self.verbose:
-            shown = " - ".join(f"{k}: {v:.4f}" for k, v in found.items() if "recall" in k or "ndcg" in k)
-            print(f"Epoch {epoch + 1} - {shown}")

@@ -3,7 +3,7 @@
 `enabled(name)` says whether a kernel family runs (environment switches, the CPU check, `disabled` blocks);
 the layers in `recstack.nn` ask it and otherwise run their torch ops. Families: ``attention`` (`attention`),
 ``cin`` and ``cin_grads`` (`cin`), ``gemm`` and ``onednn`` (`gemm`), ``embedding`` and ``unique``
-(`embedding`), ``hashing`` (the kernels in `recstack.features.hashing`). The kernel modules are imported on
+(`embedding`), ``hashing`` (`xxh64`, used by `recstack.features.hashing`). The kernel modules are imported on
 first use; numba is imported only when a kernel is compiled.
 """
 

@@ -16,11 +16,12 @@ from torch import Tensor, nn
 
 from recstack.data.datasets import DataFrameDataset
 from recstack.errors import ArgumentError, LabelError, SchemaError
+from recstack.evaluation.pointwise import get_metric
 from recstack.features.columns import DenseFeat, Feature, SparseFeat, VarLenSparseFeat, get_feature_names
 from recstack.features.hashing import hash_values
-from recstack.metrics import get_metric
 from recstack.nn.core import DNN, PredictionLayer
-from recstack.nn.embedding import DenseInputs, EmbeddingCollection, FusedTable, Linear
+from recstack.nn.embedding import EmbeddingCollection, FusedTable
+from recstack.nn.linear import DenseInputs, Linear
 from recstack.training.callbacks import Callback, History
 from recstack.training.optim import build_optimizer
 from recstack.training.trainer import Trainer

@@ -10,8 +10,9 @@ from recstack.nn.cin import CIN
 from recstack.nn.conv import ConvLayer, KMaxPooling
 from recstack.nn.core import DNN, Dice, PredictionLayer, activation_layer
 from recstack.nn.cross import CrossNet, CrossNetMix
-from recstack.nn.embedding import DenseInputs, EmbeddingCollection, FusedTable, Linear, grow_embedding_table
+from recstack.nn.embedding import EmbeddingCollection, FusedTable, grow_embedding_table
 from recstack.nn.interaction import FM, BiInteractionPooling
+from recstack.nn.linear import DenseInputs, Linear
 from recstack.nn.product import InnerProductLayer, OutterProductLayer
 from recstack.nn.senet import BilinearInteraction, SENETLayer
 

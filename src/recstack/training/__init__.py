@@ -1,6 +1,13 @@
 """The Trainer, callbacks and optimizers."""
 
-from recstack.training.callbacks import Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint
+from recstack.training.callbacks import (
+    Callback,
+    EarlyStopping,
+    FullRankingEvaluation,
+    History,
+    LearningRateScheduler,
+    ModelCheckpoint,
+)
 from recstack.training.optim import CombinedOptimizer, RowSparseOptimizer, build_optimizer
 from recstack.training.trainer import Trainer
 
@@ -8,6 +15,7 @@ __all__ = [
     "Callback",
     "CombinedOptimizer",
     "EarlyStopping",
+    "FullRankingEvaluation",
     "History",
     "LearningRateScheduler",
     "ModelCheckpoint",

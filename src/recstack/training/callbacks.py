@@ -1,4 +1,4 @@
-"""Keras-style callbacks: History, EarlyStopping, ModelCheckpoint, LearningRateScheduler."""
+"""Keras-style callbacks: History, EarlyStopping, ModelCheckpoint, LearningRateScheduler, FullRankingEvaluation."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import math
 import operator
 import os
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from recstack.errors import ArgumentError, LogKeyError
+from recstack.evaluation.full_ranking import evaluate_full_ranking
 from recstack.training.checkpoint import CHECKPOINT_FORMAT, save_checkpoint, save_torch_file
 
 
@@ -298,3 +299,50 @@ class LearningRateScheduler(Callback):
             group["lr"] = lr
         if self.verbose:
             print(f"Epoch {epoch + 1}: learning rate {lr:g}")
+
+
+class FullRankingEvaluation(Callback):
+    """Adds full-ranking metrics on held-out items to each epoch's logs (and History), e.g. ``val_recall@20``.
+
+    The model gives its vectors through ``vectors(model) -> (user_vectors, item_vectors)`` (default:
+    ``model.user_vectors()`` and ``model.item_vectors()``). Place it before an `EarlyStopping` that monitors
+    one of its keys (with ``mode="max"``).
+    """
+
+    def __init__(
+        self,
+        ground_truth: Any,  # noqa: ANN401
+        exclude: Any = None,  # noqa: ANN401
+        ks: Sequence[int] = (20,),
+        prefix: str = "val_",
+        batch_size: int = 1024,
+        vectors: Callable[[Any], tuple[Any, Any]] | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.ground_truth = ground_truth
+        self.exclude = exclude
+        self.ks = tuple(ks)
+        self.prefix = prefix
+        self.batch_size = batch_size
+        self.vectors = vectors or (lambda model: (model.user_vectors(), model.item_vectors()))
+        self.verbose = verbose
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            user_vectors, item_vectors = self.vectors(self.model)
+        self.model.train(was_training)
+        metrics = evaluate_full_ranking(
+            user_vectors, item_vectors, self.ground_truth, self.exclude, ks=self.ks, batch_size=self.batch_size
+        )
+        found = {f"{self.prefix}{k}": v for k, v in metrics.items()}
+        if logs is not None:
+            logs.update(found)
+        history = getattr(self.trainer, "history", None)
+        if history is not None:  # History saw this epoch's logs before this callback ran
+            for key, value in found.items():
+                history.history.setdefault(key, []).append(value)
+        if self.verbose:
+            shown = " - ".join(f"{k}: {v:.4f}" for k, v in found.items() if "recall" in k or "ndcg" in k)
+            print(f"Epoch {epoch + 1} - {shown}")

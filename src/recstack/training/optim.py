@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from recstack.nn.embedding import FusedTable, unique_inverse
+from recstack.kernels.embedding import unique_inverse
+from recstack.nn.embedding import FusedTable
 
 
 class RowSparseOptimizer(torch.optim.Optimizer):

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from recstack.errors import ArgumentError, LabelError
-from recstack.metrics import get_metric
+from recstack.evaluation.pointwise import get_metric
 from recstack.training.callbacks import Callback, History
 from recstack.training.checkpoint import (
     CHECKPOINT_FORMAT,

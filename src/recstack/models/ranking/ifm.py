@@ -14,8 +14,8 @@ from recstack.errors import SchemaError
 from recstack.features.columns import Feature
 from recstack.models.base import BaseModel
 from recstack.nn.core import DNN
-from recstack.nn.embedding import Linear
 from recstack.nn.interaction import FM
+from recstack.nn.linear import Linear
 
 
 class RegularizedLinear(nn.Linear):

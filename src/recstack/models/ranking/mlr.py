@@ -10,7 +10,8 @@ from recstack.errors import SchemaError
 from recstack.features.columns import Feature
 from recstack.models.base import BaseModel, ZeroLogit
 from recstack.nn.core import PredictionLayer
-from recstack.nn.embedding import DenseInputs, EmbeddingCollection, Linear
+from recstack.nn.embedding import EmbeddingCollection
+from recstack.nn.linear import DenseInputs, Linear
 
 
 class MultiLinear(nn.Module):

@@ -16,11 +16,10 @@ from torch import Tensor, nn
 from recstack.data.datasets import DataFrameDataset
 from recstack.data.implicit import CSR, ImplicitSplit, pairs
 from recstack.errors import SchemaError
-from recstack.evaluation.full_ranking import FullRankingEvaluation
 from recstack.features.columns import SparseFeat
 from recstack.losses.pairwise import bpr_loss, hinge_loss
 from recstack.nn.embedding import EmbeddingCollection
-from recstack.training.callbacks import Callback, History
+from recstack.training.callbacks import Callback, FullRankingEvaluation, History
 from recstack.training.optim import build_optimizer
 from recstack.training.trainer import Trainer
 

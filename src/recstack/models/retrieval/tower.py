@@ -11,7 +11,8 @@ from torch import Tensor, nn
 from recstack.errors import SchemaError
 from recstack.features.columns import DenseFeat, Feature, SparseFeat, VarLenSparseFeat
 from recstack.nn.core import activation_layer
-from recstack.nn.embedding import DenseInputs, EmbeddingCollection
+from recstack.nn.embedding import EmbeddingCollection
+from recstack.nn.linear import DenseInputs
 
 
 class Tower(nn.Module):

@@ -1,4 +1,7 @@
-"""Evaluation metrics on NumPy arrays (exact, vectorised): AUC, log loss, MSE, MAE, accuracy."""
+"""Metrics of per-row predictions against per-row labels, on NumPy arrays (exact, vectorised).
+
+AUC, log loss, MSE, MAE and accuracy, and `get_metric`, which looks one up by name (``METRICS``).
+"""
 
 from __future__ import annotations
 
@@ -34,11 +37,13 @@ def log_loss(y_true: np.ndarray, y_pred: np.ndarray, eps: float = 1e-7) -> float
 
 
 def mean_squared_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean of the squared differences between labels and predictions."""
     d = np.asarray(y_true, dtype=np.float64).reshape(-1) - np.asarray(y_pred, dtype=np.float64).reshape(-1)
     return float(np.mean(d * d))
 
 
 def mean_absolute_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean of the absolute differences between labels and predictions."""
     d = np.asarray(y_true, dtype=np.float64).reshape(-1) - np.asarray(y_pred, dtype=np.float64).reshape(-1)
     return float(np.mean(np.abs(d)))
 
