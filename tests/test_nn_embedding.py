@@ -5,7 +5,7 @@ import torch
 from recstack.errors import SchemaError
 from recstack.features import DenseFeat, SparseFeat, VarLenSparseFeat, bucketize_hashes, hash_values
 from recstack.nn import EmbeddingCollection, Linear, embedding_ops, grow_embedding_table
-from recstack.nn.embedding_ops import unique_rows
+from recstack.nn.embedding_ops import UniqueCache, share_unique_cache
 
 
 def _columns():
@@ -114,8 +114,7 @@ def test_row_sparse_gather_gives_the_same_forward_and_gradient():
 
 
 def _count_unique_calls(monkeypatch) -> list[int]:
-    """Count the sorts (unique_inverse calls) from here on, starting with nothing cached by earlier lookups."""
-    monkeypatch.setattr(embedding_ops, "_LAST_UNIQUE", [])
+    """Count the sorts (unique_inverse calls) from here on."""
     calls: list[int] = []
     real = embedding_ops.unique_inverse
 
@@ -159,6 +158,7 @@ def test_unique_inverse_falls_back_to_torch_outside_its_range(ids):
 
 def test_unique_rows_reuses_only_an_equal_index(monkeypatch):
     calls = _count_unique_calls(monkeypatch)
+    unique_rows = UniqueCache()
     index = torch.tensor([7, 3, 7, 9, 3])
     uniq, inverse = unique_rows(index)
     assert uniq.tolist() == [3, 7, 9] and inverse.tolist() == [1, 0, 1, 2, 0]
@@ -176,6 +176,7 @@ def test_linear_part_and_embeddings_share_one_unique_per_batch(monkeypatch):
     emb = EmbeddingCollection(_columns(), init_std=1.0)
     for t in list(linear.sparse.tables()) + list(emb.tables()):
         t.row_sparse = True
+    share_unique_cache(list(linear.sparse.tables()) + list(emb.tables()))
     calls = _count_unique_calls(monkeypatch)
     b = _batch()
     (linear(b).sum() + emb(b).sum()).backward()
@@ -184,6 +185,22 @@ def test_linear_part_and_embeddings_share_one_unique_per_batch(monkeypatch):
     ((ids_emb, rows_emb),) = emb.tables()[0].take_pending()
     assert torch.equal(ids_lin, ids_emb)
     assert rows_lin.grad.shape == (len(ids_lin), 1) and rows_emb.grad.shape == (len(ids_emb), 4)
+
+
+def test_tables_of_one_optimizer_share_a_cache_that_is_not_pickled():
+    import pickle
+
+    from recstack.training import RowSparseOptimizer
+
+    linear = Linear(_columns(), init_std=1.0)
+    emb = EmbeddingCollection(_columns(), init_std=1.0)
+    other = EmbeddingCollection(_columns(), init_std=1.0)
+    RowSparseOptimizer(list(linear.sparse.tables()) + list(emb.tables()))
+    caches = {id(t.unique_cache) for t in list(linear.sparse.tables()) + list(emb.tables())}
+    assert len(caches) == 1 and id(other.tables()[0].unique_cache) not in caches
+    cache = emb.tables()[0].unique_cache
+    cache(torch.tensor([3, 1, 3]))
+    assert pickle.loads(pickle.dumps(cache))._last is None
 
 
 def test_row_sparse_unscale_restores_gradients_and_flags_overflow():

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from recstack.errors import SchemaError
 from recstack.features.columns import Feature, SparseFeat, VarLenSparseFeat
-from recstack.nn.embedding_ops import _RowLookup, unique_rows
+from recstack.nn.embedding_ops import UniqueCache, _RowLookup
 
 
 def _sparse_of(feat: Feature) -> SparseFeat:
@@ -85,6 +85,7 @@ class FusedTable(nn.Module):
         self._rebuild_offsets()
         self.row_sparse = False
         self._pending: list[tuple[Tensor, Tensor]] = []
+        self.unique_cache = UniqueCache()
 
     def _rebuild_offsets(self) -> None:
         """Per-feature row offsets and sizes from the per-table ones (after construction or growth)."""
@@ -112,7 +113,7 @@ class FusedTable(nn.Module):
 
     @torch.jit.unused
     def _gather_rows(self, index: Tensor) -> tuple[Tensor, Tensor]:
-        uniq, inverse = unique_rows(index)
+        uniq, inverse = self.unique_cache(index)
         rows = self.weight.detach().index_select(0, uniq).requires_grad_()
         self._pending.append((uniq, rows))
         return rows, inverse

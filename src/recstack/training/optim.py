@@ -10,6 +10,7 @@ from torch import nn
 
 from recstack.kernels.embedding import unique_inverse
 from recstack.nn.embedding import FusedTable
+from recstack.nn.embedding_ops import share_unique_cache
 
 
 class RowSparseOptimizer(torch.optim.Optimizer):
@@ -35,6 +36,7 @@ class RowSparseOptimizer(torch.optim.Optimizer):
         self.tables = list(tables)
         for t in self.tables:
             t.row_sparse = True
+        share_unique_cache(self.tables)
         defaults = dict(lr=lr, betas=betas, eps=eps)
         super().__init__([t.weight for t in self.tables], defaults)
         self.kind = kind
