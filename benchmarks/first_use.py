@@ -17,9 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+from machine import cpu_name, usable_cpus, write_result
 
 
 def child(model_name: str, rows: int, batch_size: int) -> dict:
@@ -88,12 +87,11 @@ def main(argv: list[str] | None = None) -> dict:
         "rows": args.rows,
         "batch_size": args.batch_size,
         "results": rows,
+        "cpu": cpu_name(),
+        "cpus": usable_cpus(),
         "date": time.strftime("%Y-%m-%d"),
     }
-    RESULTS.mkdir(exist_ok=True)
-    tmp = RESULTS / f".{args.out}.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(RESULTS / args.out)
+    write_result(args.out, result)
     return result
 
 

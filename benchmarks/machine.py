@@ -1,9 +1,13 @@
-"""What a benchmark result records about the machine it ran on."""
+"""What a benchmark result records about the machine it ran on, and how it is written."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
 
 
 def cpu_name() -> str:
@@ -19,3 +23,11 @@ def cpu_name() -> str:
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask, else the machine's count)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def write_result(name: str, result: dict) -> Path:
+    """Write ``result`` as JSON to ``benchmarks/results/NAME`` (a temporary file renamed into place)."""
+    RESULTS.mkdir(exist_ok=True)
+    tmp = RESULTS / f".{name}.tmp"
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    return tmp.replace(RESULTS / name)

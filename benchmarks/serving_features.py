@@ -25,10 +25,8 @@ from recstack.export.serving import ServingBatchCheck, _records_to_columns, serv
 from recstack.features import FeaturePipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from machine import cpu_name, usable_cpus  # noqa: E402
+from machine import cpu_name, usable_cpus, write_result  # noqa: E402
 from short_video_v1 import v1_features  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def median_ms(fn, number: int, repeats: int) -> float:  # noqa: ANN001
@@ -77,10 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": args.threads,
         "date": time.strftime("%Y-%m-%d"),
     }
-    RESULTS.mkdir(exist_ok=True)
-    tmp = RESULTS / f".{args.out}.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(RESULTS / args.out)
+    write_result(args.out, result)
     return result
 
 
