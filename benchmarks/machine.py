@@ -26,8 +26,10 @@ def usable_cpus() -> int:
 
 
 def write_result(name: str, result: dict) -> Path:
-    """Write ``result`` as JSON to ``benchmarks/results/NAME`` (a temporary file renamed into place)."""
-    RESULTS.mkdir(exist_ok=True)
-    tmp = RESULTS / f".{name}.tmp"
+    """Write ``result`` as JSON to ``benchmarks/results/NAME``, or to ``NAME`` itself when it is a path (a
+    temporary file beside it, renamed into place)."""
+    target = Path(name) if os.sep in name else RESULTS / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
-    return tmp.replace(RESULTS / name)
+    return tmp.replace(target)

@@ -20,6 +20,7 @@ float32 only; the caller (``InteractingLayer``) keeps the torch ops for other dt
 # ruff: noqa: ANN401
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -362,17 +363,38 @@ def _kernels(fields: int, embedding_size: int, heads: int) -> tuple[Any, Any, An
     Returns ``(forward_parallel, backward_parallel, forward_range, backward_range)``: the serial ``*_range``
     kernels serve processes that may not use numba's thread pool (see ``recstack.kernels.threads``).
     """
+    return registry.compiled(
+        ("attention", fields, embedding_size, heads), partial(_build, fields, embedding_size, heads)
+    )
 
-    def build() -> tuple[Any, Any, Any, Any]:
-        from recstack.kernels import simd
 
-        # specialized on the layout's constants; cached on disk under a name per specialization
-        space = dict(globals(), **_layout(fields, embedding_size, heads))
-        tag = f"f{fields}_e{embedding_size}_h{heads}_v{LANES}"
-        compiled = simd.compile_kernels(space, _KERNEL_NAMES, _PARALLEL_NAMES, tag)
-        return tuple(compiled[n] for n in _PARALLEL_NAMES + ("_forward_range", "_backward_range"))
+def _build(fields: int, embedding_size: int, heads: int) -> tuple[Any, Any, Any, Any]:
+    from recstack.kernels import simd
 
-    return registry.compiled(("attention", fields, embedding_size, heads), build)
+    # specialized on the layout's constants; cached on disk under a name per specialization
+    space = dict(globals(), **_layout(fields, embedding_size, heads))
+    tag = f"f{fields}_e{embedding_size}_h{heads}_v{LANES}"
+    compiled = simd.compile_kernels(space, _KERNEL_NAMES, _PARALLEL_NAMES, tag)
+    return tuple(compiled[n] for n in _PARALLEL_NAMES + ("_forward_range", "_backward_range"))
+
+
+def ready(fields: int, embedding_size: int, heads: int) -> bool:
+    """Whether the kernels for this shape are compiled (or load from numba's disk cache) in this process;
+    False while a background process compiles them (see `registry.when_compiled`)."""
+    key = ("attention", fields, embedding_size, heads)
+    build = partial(_build, fields, embedding_size, heads)
+    return registry.when_compiled(key, build, "attention", fields, embedding_size, heads) is not None
+
+
+def warm(fields: int, embedding_size: int, heads: int) -> None:
+    """Compile the forward and backward kernels for this shape, serial and parallel, by running them on a small
+    random batch (``python -m recstack.kernels.warm attention F E H`` calls this)."""
+    torch.set_num_threads(max(2, torch.get_num_threads()))  # enough threads for the parallel kernels
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(embedding_size, 4 * embedding_size, generator=generator, requires_grad=True)
+    for samples in (LANES, 4 * LANES):  # one block: the serial kernels; several: the parallel ones
+        x = torch.randn(samples, fields, embedding_size, generator=generator, requires_grad=True)
+        interacting_stack(x, [weight, weight], heads, 1.0, True).sum().backward()
 
 
 def _bounds(n: int) -> np.ndarray:

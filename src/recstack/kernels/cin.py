@@ -297,13 +297,35 @@ def kernels() -> dict[str, Any]:
     """The compiled kernels by name (``forward``, ``input_grads``, ``weight_grad``, each ``_range`` and
     ``_parallel``), compiled on first use and cached on disk."""
 
-    def build() -> dict[str, Any]:
-        from recstack.kernels import simd
+    return registry.compiled("cin", _build)
 
-        compiled = simd.compile_kernels(globals(), _RANGE_NAMES, _PARALLEL_NAMES)
-        return {name.strip("_"): kernel for name, kernel in compiled.items()}
 
-    return registry.compiled("cin", build)
+def _build() -> dict[str, Any]:
+    from recstack.kernels import simd
+
+    compiled = simd.compile_kernels(globals(), _RANGE_NAMES, _PARALLEL_NAMES)
+    return {name.strip("_"): kernel for name, kernel in compiled.items()}
+
+
+def ready() -> bool:
+    """Whether the kernels are compiled (or load from numba's disk cache) in this process; False while a
+    background process compiles them (see `registry.when_compiled`)."""
+    return registry.when_compiled("cin", _build, "cin") is not None
+
+
+def warm() -> None:
+    """Compile every kernel, serial and parallel, by running each on small zero arrays
+    (``python -m recstack.kernels.warm cin`` calls this)."""
+    torch.set_num_threads(max(2, torch.get_num_threads()))  # enough threads for the parallel kernels
+    f, h, op, kp = 2, 2, OUTS, KSTEP
+    for rp in (ROWS, 4 * ROWS):  # one tile: the serial kernels; several: the parallel ones
+        x0, xk, g = np.zeros(f * rp, _F32), np.zeros(h * rp, _F32), np.zeros(op * rp, _F32)
+        weight, out = np.zeros(op * kp, _F32), np.zeros(op * rp, _F32)
+        run("forward", x0, xk, weight, np.zeros(op, _F32), out, rp, f, h, op, kp, True, rows=rp)
+        run("input_grads", x0, xk, weight, g, np.zeros(f * rp, _F32), np.zeros(h * rp, _F32), rp, f, h, op, kp,
+            rows=rp)  # fmt: skip
+        parts = np.zeros((torch.get_num_threads(), op * kp), _F32)
+        run("weight_grad", x0, xk, g, parts, rp, f, h, op, kp, rows=rp)
 
 
 def run(kernel: str, *args: Any, rows: int) -> int:

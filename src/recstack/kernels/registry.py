@@ -9,6 +9,10 @@ Switches, read from the environment once per process (the first time any kernel 
 - ``RECSTACK_KERNEL_<NAME>=0|1`` turns one family off or on, over ``RECSTACK_KERNELS``;
 - ``RECSTACK_FUSED_CIN`` and ``RECSTACK_ONEDNN`` are aliases of ``RECSTACK_KERNEL_CIN`` and
   ``RECSTACK_KERNEL_ONEDNN`` (``0`` turns the family off); the ``RECSTACK_KERNEL_`` name wins when both are set;
+- ``RECSTACK_COMPILE=background|wait``: the ``attention`` and ``cin`` kernels take seconds to compile for each new
+  shape; by default a background process compiles them into numba's disk cache while the layers run their
+  torch ops, and the layers switch to the kernels once it is done (`when_compiled`). ``wait`` compiles in
+  the caller on first use instead;
 - ``RECSTACK_CPU_FEATURES`` replaces the detected CPU features (comma- or space-separated, e.g. ``avx2,fma``;
   empty: none), to try the torch path a CPU without AVX2 takes.
 
@@ -24,12 +28,19 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import threading
+import warnings
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
+
+from recstack.errors import RecstackWarning
 
 T = TypeVar("T")
 
@@ -199,20 +210,119 @@ def cpu_features_as(features: Iterable[str]) -> Iterator[None]:
             _CPU_OVERRIDES.remove(pretended)
 
 
-_COMPILE_LOCK = threading.RLock()
 _COMPILED: dict[Hashable, Any] = {}
+_KEY_LOCKS: dict[Hashable, threading.RLock] = {}
 
 
 def compiled(key: Hashable, build: Callable[[], T]) -> T:
-    """``build()``'s result for ``key``, built once per process under a lock (threads asking meanwhile wait)."""
+    """``build()``'s result for ``key``, built once per process (threads asking for the same key meanwhile
+    wait; other keys do not)."""
     try:
         return _COMPILED[key]
     except KeyError:
         pass
-    with _COMPILE_LOCK:
+    with _LOCK:
+        key_lock = _KEY_LOCKS.setdefault(key, threading.RLock())
+    with key_lock:
         if key not in _COMPILED:
             _COMPILED[key] = build()
         return _COMPILED[key]
+
+
+COMPILE_ENV = "RECSTACK_COMPILE"
+WARM_MODULE = "recstack.kernels.warm"
+
+
+def compile_in_background() -> bool:
+    """Whether long kernel compiles run in a background process (``RECSTACK_COMPILE=background``, the default)
+    or in the caller (``RECSTACK_COMPILE=wait``: the first call blocks until its kernels are compiled)."""
+    value = os.environ.get(COMPILE_ENV, "background").strip().lower()
+    if value in ("background", ""):
+        return True
+    if value == "wait":
+        return False
+    raise ValueError(f"environment variable {COMPILE_ENV}={value!r}: expected 'background' or 'wait'")
+
+
+@dataclass
+class _Warmup:
+    """A background process compiling one family's kernels into numba's disk cache."""
+
+    process: subprocess.Popen
+    log: Any  # the temporary file holding its output  # noqa: ANN401
+    failed: bool = False
+
+
+_WARMUPS: dict[Hashable, _Warmup] = {}
+
+
+def _start_warmup(family: str, args: tuple[int, ...]) -> _Warmup:
+    package_root = str(Path(__file__).resolve().parents[2])  # the directory holding recstack/
+    paths = [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    log = tempfile.TemporaryFile()
+    cmd = [sys.executable, "-m", WARM_MODULE, family, *(str(a) for a in args)]
+    process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+    return _Warmup(process, log)
+
+
+def when_compiled(key: Hashable, build: Callable[[], T], family: str, *args: int) -> T | None:
+    """``compiled(key, build)`` once the family's kernels load without a long compile; None until then.
+
+    The first ask in a process starts ``python -m recstack.kernels.warm family *args`` in the background, which
+    compiles the family's kernels for ``args`` into numba's disk cache (a few seconds when they are already
+    there); the caller takes its torch path meanwhile and gets the kernels, loaded from the cache, once that
+    process has succeeded. If it fails the family stays on the torch path in this process, with a warning that
+    quotes its last output. With ``RECSTACK_COMPILE=wait`` (or no Python executable to start) this is
+    ``compiled(key, build)``, which compiles on the first call.
+    """
+    try:
+        return _COMPILED[key]
+    except KeyError:
+        pass
+    if not compile_in_background() or not sys.executable:
+        return compiled(key, build)
+    with _LOCK:
+        job = _WARMUPS.get(key)
+        if job is None:
+            _WARMUPS[key] = _start_warmup(family, args)
+            return None
+    if job.failed:
+        return None
+    code = job.process.poll()
+    if code is None:
+        return None
+    if code == 0:
+        job.log.close()
+        return compiled(key, build)
+    with _LOCK:
+        if job.failed:
+            return None
+        job.failed = True
+    job.log.seek(0)
+    tail = job.log.read().decode("utf-8", "replace").strip().splitlines()[-3:]
+    job.log.close()
+    warnings.warn(
+        f"compiling the {family!r} kernels for {args} failed (exit status {code}); this process keeps their "
+        f"torch path. Last output: {' | '.join(tail) or '(none)'}",
+        RecstackWarning,
+        stacklevel=3,
+    )
+    return None
+
+
+def wait_compiled(timeout: float | None = None) -> bool:
+    """Wait until every background compile this process started has finished; whether all of them did (in
+    ``timeout`` seconds, when given) and succeeded."""
+    with _LOCK:
+        jobs = list(_WARMUPS.values())
+    ok = True
+    for job in jobs:
+        try:
+            ok = job.process.wait(timeout) == 0 and ok
+        except subprocess.TimeoutExpired:
+            ok = False
+    return ok
 
 
 def jit(fn: Callable[..., Any], *, parallel: bool = False, fastmath: bool = False) -> Any:  # noqa: ANN401

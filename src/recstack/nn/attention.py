@@ -62,7 +62,9 @@ class InteractingLayer(nn.Module):
 
     @torch.jit.unused
     def _use_fused(self, inputs: Tensor) -> bool:
-        return self.fused and attention_kernels.supported(inputs, self.W)
+        if not (self.fused and attention_kernels.supported(inputs, self.W)):
+            return False
+        return attention_kernels.ready(inputs.shape[1], inputs.shape[2], self.head_num)
 
     @torch.jit.unused
     def _fused(self, inputs: Tensor) -> Tensor:

@@ -201,13 +201,15 @@ class _FusedLayerFunction(torch.autograd.Function):
 
 def fused_applies(inputs: Tensor, weight: Tensor) -> bool:
     """Whether the CIN runs through ``recstack.kernels.cin``: the ``cin`` family is enabled, float32 CPU
-    tensors, outside any dispatch mode (e.g. FLOP counting, which sees the torch ops' GEMMs instead)."""
+    tensors, outside any dispatch mode (e.g. FLOP counting, which sees the torch ops' GEMMs instead), and the
+    kernels compiled (until then the torch ops run; see `recstack.kernels.registry.when_compiled`)."""
     return (
         registry.enabled("cin")
         and inputs.device.type == "cpu"
         and inputs.dtype == torch.float32
         and weight.dtype == torch.float32
         and _get_current_dispatch_mode() is None
+        and cin_kernels.ready()
     )
 
 
