@@ -644,3 +644,18 @@ def test_object_strings_with_nan_and_na_for_missing():
     # a real float among strings is hashed as its str(), not as a null
     fast = assert_same(np.array(["a", 1.5, np.nan], dtype=object))
     np.testing.assert_array_equal(fast, hash_values(["a", "1.5", None], "col"))
+
+
+def test_small_inputs_hash_as_the_kernels_do():
+    """Up to SMALL values are hashed one call each, more by the compiled kernels: the same hashes either way."""
+    from recstack.features.hashing.vectorised import SMALL
+
+    rng = np.random.default_rng(0)
+    words = ["", "a", "ü", "日本", None, "NA", "x" * 70] + [str(v) for v in rng.integers(-(10**12), 10**12, 300)]
+    ints = rng.integers(-(2**63), 2**63 - 1, 300, dtype=np.int64)
+    for values in (words, ints):
+        whole = hash_values(values, "creator_id")  # more than SMALL: the kernels
+        assert len(values) > SMALL
+        parts = np.concatenate([hash_values(values[i : i + 5], "creator_id") for i in range(0, len(values), 5)])
+        np.testing.assert_array_equal(whole, parts)
+        np.testing.assert_array_equal(whole, reference_hash(values, "creator_id"))

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recstack.errors import SchemaError
-from recstack.export.serving import _column_batch, _records_to_columns, serving_batch
+from recstack.export.serving import ServingBatchCheck, _column_batch, _records_to_columns, serving_batch
 from recstack.features import DenseFeat, FeaturePipeline, SparseFeat, VarLenSparseFeat
 
 DENSE = [f"d{i}" for i in range(6)]
@@ -95,3 +95,27 @@ def test_lists_of_different_lengths_name_the_odd_column(pipe):
     columns["d4"] = [0.1]
     with pytest.raises(SchemaError, match="'d4' has 1"):
         serving_batch(columns, pipe)
+
+
+@settings(max_examples=150, deadline=None)
+@given(records=st.lists(record, min_size=1, max_size=8), names=st.sampled_from([None, ["d1", "d2", "age", "lang"]]))
+def test_check_of_the_number_block_equals_the_check_one_by_one(pipe, records, names):
+    """`ServingBatchCheck` tests a batch's scalar numbers on their one matrix: the same rows, imputed counts and
+    errors as feature by feature (a plain dict copy of the batch)."""
+    check = ServingBatchCheck(pipe, names, required=["d1"] if names else ())
+    try:
+        batch = serving_batch(records, pipe)
+    except SchemaError:
+        return
+    try:
+        expected = check(dict(batch))
+    except SchemaError as err:
+        with pytest.raises(SchemaError) as again:
+            check(batch)
+        assert str(again.value) == str(err)
+        return
+    assert check(batch) == expected
+    batch["d1"] = torch.full_like(batch["d1"], math.inf) if "d1" in batch else None  # no longer the block's view
+    if batch["d1"] is not None:
+        with pytest.raises(SchemaError, match="'d1'.*infinite"):
+            check(batch)

@@ -141,7 +141,9 @@ def _lists_batch(
         return None
     if matrix.ndim != 2:
         return None
-    out = dict(zip(numeric, torch.from_numpy(matrix).unsqueeze(-1).unbind(0)))
+    views = torch.from_numpy(matrix).unsqueeze(-1).unbind(0)
+    out = ServingBatch(zip(numeric, views))
+    out.numbers = (numeric, views, matrix)
     if other:
         rest = {f.name: columns[original[f.name]] for f in other}
         for f in other:
@@ -150,6 +152,17 @@ def _lists_batch(
                 rest[weight] = columns[original[weight]]
         out.update(_column_batch(rest, pipeline, {f.name for f in other}))
     return out
+
+
+class ServingBatch(dict):
+    """A serving batch (name -> tensor) that remembers the one float64 matrix ``[features, rows]`` its scalar
+    numbers are views of, so that `ServingBatchCheck` tests them in one call."""
+
+    __slots__ = ("numbers",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        super().__init__(*args, **kwargs)
+        self.numbers: tuple[list[str], tuple[Tensor, ...], np.ndarray] | None = None
 
 
 def common_rows(lengths: Mapping[str, int], what: str) -> int:
@@ -187,6 +200,7 @@ class ServingBatchCheck:
     ) -> None:
         wanted = set(names) if names is not None else None
         self.features: list[Feature] = [f for f in pipeline._declared if wanted is None or f.name in wanted]
+        self.names = frozenset(f.name for f in self.features)
         self.count_absent = wanted is not None
         self.required = list(required)
         self.fill_keys = {
@@ -196,9 +210,15 @@ class ServingBatchCheck:
         }
 
     def __call__(self, batch: Mapping[str, Tensor]) -> tuple[int, dict[str, int]]:
+        finite, block_nan = _block_numbers(batch)
+        finite &= self.names
         lengths: dict[str, int] = {}
         present: list[tuple[Feature, Tensor]] = []
+        if finite:
+            lengths[next(iter(finite))] = int(batch.numbers[2].shape[1])  # type: ignore[attr-defined]
         for feat in self.features:
+            if feat.name in finite:
+                continue
             x = batch.get(feat.name)
             if x is None:
                 continue
@@ -217,10 +237,10 @@ class ServingBatchCheck:
         missing = [name for name in self.required if name not in batch]
         if missing:
             raise SchemaError(f"the serving batch is missing required feature(s) {missing}; send them for every user")
-        imputed: dict[str, int] = {}
-        if self.count_absent and len(present) < len(self.features):
+        imputed: dict[str, int] = {name: n for name, n in block_nan.items() if name in self.names}
+        if self.count_absent and len(present) + len(finite) < len(self.features):
             for feat in self.features:
-                if feat.name not in lengths:
+                if feat.name not in lengths and feat.name not in finite:
                     imputed[feat.name] = rows * (feat.dimension if isinstance(feat, DenseFeat) else 1)
         numbers: list[tuple[Feature, Tensor]] = []
         for feat, x in present:
@@ -261,6 +281,23 @@ class ServingBatchCheck:
             )
         per_feature_nan = np.add.reduceat(torch.isnan(values).sum(0).cpu().numpy(), starts)
         imputed.update({feat.name: int(n) for (feat, _), n in zip(numbers, per_feature_nan)})
+
+
+def _block_numbers(batch: Mapping[str, Tensor]) -> tuple[frozenset[str], dict[str, int]]:
+    """A `ServingBatch`'s scalar numbers checked in one pass over their matrix: their names and NaN counts,
+    when they are still the matrix's views and none is infinite (empty otherwise: checked one by one)."""
+    numbers = getattr(batch, "numbers", None)
+    if numbers is None:
+        return frozenset(), {}
+    names, views, matrix = numbers
+    if not all(batch.get(n) is v for n, v in zip(names, views)):
+        return frozenset(), {}
+    if np.isfinite(matrix).all():
+        return frozenset(names), {}
+    if np.isinf(matrix).any():
+        return frozenset(), {}
+    nan = np.isnan(matrix).sum(1)
+    return frozenset(names), {names[i]: int(nan[i]) for i in np.flatnonzero(nan)}
 
 
 def _length(x: Tensor | np.ndarray | pd.Series | list) -> int:

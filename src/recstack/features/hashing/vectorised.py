@@ -33,6 +33,11 @@ _EMPTY_BOOL = np.zeros(0, dtype=np.bool_)
 _EMPTY_BOOL.flags.writeable = False
 
 
+SMALL = 32
+"""Up to this many values (a few serving requests) are hashed one xxhash call each: the compiled kernels'
+fixed cost per call (argument typing, Arrow conversion) is larger there. Both give the same hashes."""
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     """Contiguous read-only view (one numba specialization for arrays from NumPy and from Arrow buffers)."""
     a = np.ascontiguousarray(a)
@@ -82,6 +87,11 @@ def _hash_arrow_strings(arr: pa.Array, ctx: _Ctx) -> np.ndarray:
 
 
 def _hash_str_list(strs: list[str], ctx: _Ctx) -> np.ndarray:
+    if len(strs) <= SMALL and all(s is None or isinstance(s, str) for s in strs):
+        try:
+            return _hash_each([None if s is None else s.encode("utf-8") for s in strs], ctx)
+        except UnicodeError as e:
+            raise _InvalidTextError(f"hashing column {ctx.column!r}: a value cannot be encoded as UTF-8: {e}") from e
     try:
         arr = pa.array(strs, type=pa.large_string())
     except (pa.ArrowException, UnicodeError) as e:
@@ -94,7 +104,7 @@ def _hash_ints(vals: np.ndarray, mask: np.ndarray | None, ctx: _Ctx, suffix: byt
     n = len(vals)
     if n == 0:
         return np.empty(0, dtype=np.int64)
-    if not registry.enabled("hashing"):
+    if n <= SMALL or not registry.enabled("hashing"):
         items = vals.tolist()
         if mask is not None:
             items = [None if m else v for v, m in zip(items, mask.tolist())]
