@@ -16,7 +16,9 @@ from recstack.errors import require
 
 require("fastapi", "serve", "the HTTP service")
 require("prometheus_client", "serve", "the HTTP service's metrics")
+require("orjson", "serve", "the HTTP service's JSON answers")
 
+import orjson  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
 from fastapi.responses import JSONResponse, Response  # noqa: E402
@@ -189,13 +191,21 @@ class Service:
             raise RequestError(error_field(exc, key.bundle, where), str(exc)) from exc
 
 
+class FastJSONResponse(JSONResponse):
+    """JSON rendered by orjson (several times faster than the standard library on lists of numbers); NaN and
+    inf become null."""
+
+    def render(self, content: Any) -> bytes:  # noqa: ANN401
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def _json(content: Any, ignored: list[str] | None = None, status: int = 200) -> JSONResponse:  # noqa: ANN401
     headers = None
     if ignored:
         # percent-encoded, as a header carries only ASCII; at most MAX_IGNORED_SHOWN names, then "..."
         shown = [quote(name, safe="") for name in ignored[:MAX_IGNORED_SHOWN]]
         headers = {IGNORED_HEADER: ",".join(shown + (["..."] if len(ignored) > MAX_IGNORED_SHOWN else []))}
-    return JSONResponse(content, status_code=status, headers=headers)
+    return FastJSONResponse(content, status_code=status, headers=headers)
 
 
 def _error(status: int, message: str, field: str | None = None, headers: dict | None = None) -> JSONResponse:

@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"a request queued longer than this is answered 503 (default {d.queue_timeout_ms:g})")
     parser.add_argument("--graceful-timeout-s", type=float, default=d.graceful_timeout_s,
                         help=f"on SIGTERM, time for in-flight requests to finish (default {d.graceful_timeout_s:g})")
+    parser.add_argument("--threads", type=int, default=d.threads,
+                        help=f"torch and FAISS threads per worker process (default {d.threads})")
     parser.add_argument("--access-log", action="store_true", help="log every request (uvicorn's access log)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
@@ -66,6 +68,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         max_batch=args.max_batch,
         queue_timeout_ms=args.queue_timeout_ms,
         graceful_timeout_s=args.graceful_timeout_s,
+        threads=args.threads,
     )
 
 
@@ -100,6 +103,7 @@ def serve(
         )
         uvicorn.run("recstack.serve.runner:worker_app", factory=True, workers=settings.workers, **common)
         return 0
+    _set_threads(settings.threads)
     app = create_app(bundle_path, name, settings)
     server = uvicorn.Server(uvicorn.Config(app, **common))
     status = 0
@@ -143,7 +147,16 @@ def worker_app() -> Any:  # noqa: ANN401
 
     config = json.loads(os.environ[_WORKER_ENV])
     _log_to_stderr(config.get("log_level", "info"))
-    return create_app(config["path"], config["name"], ServeSettings(**config["settings"]))
+    settings = ServeSettings(**config["settings"])
+    _set_threads(settings.threads)
+    return create_app(config["path"], config["name"], settings)
+
+
+def _set_threads(threads: int) -> None:
+    """The service process's torch threads (FAISS searches follow them): the service owns its process."""
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _fields(settings: ServeSettings) -> dict[str, Any]:

@@ -19,7 +19,8 @@ class ServeSettings:
     ``batch_interval_ms``: how long the batching queue waits for more requests after the first of a batch.
     ``max_batch``: most rows one model batch runs. ``queue_timeout_ms``: a request still queued after this
     long is answered 503. ``graceful_timeout_s``: on SIGTERM, how long in-flight requests get to finish.
-    ``workers``: uvicorn worker processes, each with its own copy of the bundle.
+    ``workers``: uvicorn worker processes, each with its own copy of the bundle. ``threads``: torch's and FAISS's
+    threads in each worker process (1 leaves the other cores to the event loop and to other workers).
     """
 
     host: str = "127.0.0.1"
@@ -33,6 +34,7 @@ class ServeSettings:
     max_batch: int = 256
     queue_timeout_ms: float = 5000.0
     graceful_timeout_s: float = 30.0
+    threads: int = 1
 
     def __post_init__(self) -> None:
         positive = {
@@ -42,6 +44,7 @@ class ServeSettings:
             "max_body_bytes": self.max_body_bytes,
             "max_k": self.max_k,
             "max_batch": self.max_batch,
+            "threads": self.threads,
         }
         for name, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
