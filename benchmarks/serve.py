@@ -217,18 +217,22 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=48)
     parser.add_argument("--no-ranker", action="store_true", help="a bundle without the DCN ranker")
-    parser.add_argument("--index-backend", default="exact", help="index of the bundle (default exact)")
+    parser.add_argument("--index-backend", default="faiss",
+                        help="index of the bundle (default faiss: an ANN index, as production serves)")
     parser.add_argument("--index-params", type=json.loads, default=None,
-                        help='index parameters as JSON, e.g. \'{"index_type": "ivf_flat"}\' with --index-backend faiss')
+                        help='index parameters as JSON (default with faiss: \'{"index_type": "ivf_flat"}\')')
     parser.add_argument("--bundle", type=Path, default=None, help="bundle directory: reused when it exists")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     parser.add_argument("--max-requests", type=int, default=50_000, help="requests per wrk run at most")
     parser.add_argument("--repeats", type=int, default=3, help="wrk runs per case; the median run is reported")
     parser.add_argument("--batch-interval-ms", type=float, default=1.0)
+    parser.add_argument("--workers", type=int, default=1, help="service worker processes (default 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
+    if args.index_params is None and args.index_backend == "faiss":
+        args.index_params = {"index_type": "ivf_flat"}
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     ranker = not args.no_ranker
@@ -253,7 +257,7 @@ def main() -> None:
     server_log = open(scratch / "server.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [sys.executable, "-m", "recstack.serve", "--name", "bench", "--path", str(bundle), "--port", str(port),
-         "--batch-interval-ms", str(args.batch_interval_ms), "--log-level", "warning"],
+         "--batch-interval-ms", str(args.batch_interval_ms), "--workers", str(args.workers), "--log-level", "warning"],
         env=env, stdout=server_log, stderr=subprocess.STDOUT,
     )
     trivial = subprocess.Popen([sys.executable, "-c", TRIVIAL, str(trivial_port)], env=env)
@@ -307,7 +311,8 @@ def main() -> None:
             "index_backend": build.get("index_backend", args.index_backend),
             "index_params": build.get("index_params", args.index_params),
             "duration_s": args.duration, "max_requests": args.max_requests,
-            "batch_interval_ms": args.batch_interval_ms, "wrk_threads": 1, "repeats": args.repeats,
+            "batch_interval_ms": args.batch_interval_ms, "workers": args.workers, "wrk_threads": 1,
+            "repeats": args.repeats,
         },
         "bundle": build,
         "start_to_ready_s": round(ready_s, 2),

@@ -118,6 +118,38 @@ def test_batch_queue_groups_keys_and_isolates_errors():
     assert all(len({k}) == 1 for k, _ in seen) and max(len(p) for _, p in seen) <= 3
 
 
+def test_batch_queue_runs_a_lone_job_at_once_and_batches_under_load():
+    seen: list[list] = []
+
+    def run(key, payloads):
+        seen.append(list(payloads))
+        time.sleep(0.2)  # a slow model: the next jobs arrive while this batch runs
+        return list(payloads)
+
+    async def lone():
+        queue = BatchQueue(run, interval_s=30, max_rows=8, timeout_s=60)  # a window nobody should wait out
+        queue.start()
+        try:
+            return await asyncio.wait_for(queue.submit("a", 1, "lone"), 10)
+        finally:
+            await queue.stop()
+
+    async def loaded():
+        queue = BatchQueue(run, interval_s=0.1, max_rows=8, timeout_s=60)
+        queue.start()
+        try:
+            first = asyncio.ensure_future(queue.submit("a", 1, 0))
+            await asyncio.sleep(0.05)  # the first batch is running: these three queue behind it
+            rest = [queue.submit("a", 1, i) for i in (1, 2, 3)]
+            return await asyncio.wait_for(asyncio.gather(first, *rest), 10)
+        finally:
+            await queue.stop()
+
+    assert asyncio.run(lone()) == "lone"
+    assert asyncio.run(loaded()) == [0, 1, 2, 3]
+    assert seen == [["lone"], [0], [1, 2, 3]]  # queued during a batch, they ran together
+
+
 def test_batch_queue_times_out_waiting_jobs():
     def run(key, payloads):
         time.sleep(0.3)

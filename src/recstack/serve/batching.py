@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
@@ -39,7 +40,10 @@ class BatchQueue:
 
     ``run(key, payloads)`` runs one batch of jobs that share ``key`` and returns one result per payload (an
     `Exception` instance in place of a result fails only that job). After the first job of a batch arrives, the
-    queue waits up to ``interval_s`` for more (less once ``max_rows`` rows are waiting), then runs the oldest
+    queue waits up to ``interval_s`` for more (less once ``max_rows`` rows are waiting; not at all when the
+    job found the queue idle, no batch having finished within ``interval_s`` before it: a lone request does
+    not wait for company that is not coming, and under load batches form while the previous one runs), then
+    runs the oldest
     job's key with every waiting job of that key, oldest first, up to ``max_rows`` rows (a single larger job
     runs alone). Jobs that waited longer than ``timeout_s`` fail with `QueueTimeout`. While a batch runs, new
     jobs wait for the next one, so the event loop keeps accepting requests.
@@ -70,6 +74,7 @@ class BatchQueue:
         self._arrived = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._last_done = -math.inf  # when the last batch finished (perf_counter)
 
     @property
     def depth(self) -> int:
@@ -129,6 +134,8 @@ class BatchQueue:
             self._arrived.clear()
             await self._arrived.wait()
         first = self._pending[0]
+        if first.enqueued - self._last_done > self.interval_s:
+            return self._take(first.key)  # it found the queue idle
         wait = first.enqueued + self.interval_s - time.perf_counter()
         while wait > 0 and self._rows_waiting(first.key) < self.max_rows:
             self._arrived.clear()
@@ -151,6 +158,7 @@ class BatchQueue:
                 raise RuntimeError(f"the batch runner returned {len(results)} results for {len(batch)} jobs")
         except Exception as exc:  # noqa: BLE001 - the failure goes to every job of the batch
             results = [exc] * len(batch)
+        self._last_done = time.perf_counter()
         for job, result in zip(batch, results):
             if job.future.done():
                 continue
