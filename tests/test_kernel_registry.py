@@ -224,3 +224,21 @@ print("numba" in sys.modules)
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_starting_numba_threads_keeps_torch_thread_count():
+    """numba's OpenMP pool, started by a large hashing call, must not change the thread count the user set."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "torch.set_num_threads(1)\n"
+        "assert torch.get_num_threads() == 1\n"
+        "from recstack.features import hash_values\n"
+        "hash_values([str(i) for i in range(200_000)], 'c')\n"
+        "print(torch.get_num_threads())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "1"

@@ -14,19 +14,40 @@ def numba_pool_usable() -> bool:
     """Record this process as a pool user; False in a process forked after its parent used the pool.
 
     GNU OpenMP (numba's usual threading layer) terminates a forked child that uses it again, e.g. a
-    DataLoader worker; such a child must run the serial kernels instead.
+    DataLoader worker; such a child must run the serial kernels instead. The first call starts numba's thread
+    pool, keeping torch's thread count as the caller set it (starting the pool sets OpenMP's thread count,
+    which torch shares, to every core).
     """
     global _POOL_PID
     pid = os.getpid()
     if _POOL_PID is None:
         _POOL_PID = pid
+        _start_numba_pool()
     return _POOL_PID == pid
+
+
+_POOL_STARTED = False
+
+
+def _start_numba_pool() -> None:
+    """Start numba's thread pool once, keeping torch's thread count as it was."""
+    global _POOL_STARTED
+    if _POOL_STARTED:
+        return
+    import numba
+
+    threads = torch.get_num_threads()
+    numba.get_num_threads()  # starts the pool
+    _POOL_STARTED = True
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def numba_threads() -> int:
     """How many threads numba's parallel kernels use (``numba.get_num_threads()``)."""
     import numba
 
+    _start_numba_pool()
     return numba.get_num_threads()
 
 
