@@ -308,10 +308,21 @@ def test_retrieval_round_trip_with_index_and_other_data(tmp_path, capsys):
     assert "--param: unknown parameter(s) ['nlsit']" in capsys.readouterr().err
 
 
-def test_demo_passes_only_the_arguments_run_demo_accepts():
+def test_demo_flags_become_run_demo_arguments(tmp_path, capsys):
+    import inspect
+
+    from recstack.demo import run_demo
+
     args = build_parser().parse_args(["demo", "--rows", "10", "--no-serve", "--seed", "3", "--out", "d"])
-    assert demo_kwargs(args, ["rows", "out", "serve", "seed"]) == {"rows": 10, "out": "d", "serve": False, "seed": 3}
-    assert demo_kwargs(args, ["rows", "users", "items", "seed", "out"]) == {"rows": 10, "out": "d", "seed": 3}
+    assert demo_kwargs(args) == {"rows": 10, "out": "d", "serve": False, "seed": 3}
+    assert set(demo_kwargs(args)) <= set(inspect.signature(run_demo).parameters)
+    assert "rows" not in demo_kwargs(build_parser().parse_args(["demo"]))  # the demo's own default
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    assert main(["demo", "--rows", "2000", "--no-serve", "--out", str(foreign)]) == 2  # refused, untouched
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    assert str(foreign) in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("config", ["two_tower_ml1m.yaml", "mf_ml1m.yaml"])

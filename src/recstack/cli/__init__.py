@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from recstack.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 from recstack.config import ConfigError
-from recstack.errors import RecstackError
+from recstack.errors import ArgumentError, OverwriteError, RecstackError
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
 
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001  (every failure becomes one line and an exit status)
         if args.debug:
             traceback.print_exc()
-        if isinstance(exc, ConfigError):
+        if isinstance(exc, (ConfigError, OverwriteError, ArgumentError)):
             _error(command, str(exc))
             return EXIT_USAGE
         if isinstance(exc, RecstackError):
