@@ -21,12 +21,12 @@ import torch
 
 import recstack
 from recstack.data import make_short_video_dataset
+from recstack.demo.short_video import v1_features
 from recstack.export.serving import ServingBatchCheck, _records_to_columns, serving_batch
 from recstack.features import FeaturePipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from machine import cpu_name, usable_cpus, write_result  # noqa: E402
-from short_video_v1 import v1_features  # noqa: E402
 
 
 def median_ms(fn, number: int, repeats: int) -> float:  # noqa: ANN001

@@ -36,7 +36,7 @@ def main() -> None:
         [DenseFeat(f"I{i}", normalization="standard") for i in range(1, 13)]
         + [SparseFeat("I13", n_bins=16)]  # a numeric column discretized into quantile bins
         + [SparseFeat(f"C{i}", min_freq=3, embedding_dim=16) for i in range(1, 20)]  # vocabularies
-        + [SparseFeat(f"C{i}", 1_000_000, embedding_dim=16, use_hash=True) for i in range(20, 27)]  # seed-000 hash
+        + [SparseFeat(f"C{i}", 1_000_000, embedding_dim=16, use_hash=True) for i in range(20, 27)]  # xxh64 hash
         + [VarLenSparseFeat(SparseFeat("recent", embedding_dim=16), maxlen=5, combiner="mean")]
     )
     pipe = FeaturePipeline(columns, label_columns="label")

@@ -1,16 +1,16 @@
-"""Seed 000's V1 two-tower retrieval, end to end, on the synthetic short-video log.
+"""The production V1 two-tower retrieval, end to end, on the synthetic short-video log.
 
     python examples/short_video_v1.py --rows 300000 --out /tmp/v1
 
-1. generate play events and label them as seed 000 does (watch fraction > 0.85 or watch time > 60 s);
+1. generate play events and label them as the production V1 spec does (watch fraction > 0.85 or watch time > 60 s);
 2. fit the feature pipeline on the first 90% (by time), encode train and validation;
 3. train the two-tower model (in-batch softmax with logQ correction + mixed negatives) and print
-   seed 000's metric block (loss and in-batch hit_rate_at_{1,5,20,100,200}, train and val);
+   the production V1 metric block (loss and in-batch hit_rate_at_{1,5,20,100,200}, train and val);
 4. full-corpus Recall@K / NDCG@K on the validation positives, exact and through the index;
 5. export: DIR/pipeline/, DIR/user_tower.pt (TorchScript), DIR/item_embeddings.parquet, DIR/index/, and the
    deployable bundle DIR/bundle/ (with ``--ranker``: a DCN for the label and a DeepFM for finished plays,
    trained on the same pipeline's features, that rank the retrieved items);
-6. a fresh Python process loads user_tower.pt with plain torch and runs the seed's example batch
+6. a fresh Python process loads user_tower.pt with plain torch and runs the production example batch
    (../shared/data/seed000/example_batch.txt when present, else a batch of the same form) -> [2, 48];
 7. query the index with those two vectors, ask the Retriever for raw users' top items minus seen ones, and the
    bundle's Recommender for the same users (ranked and blended with ``--ranker``).
@@ -34,6 +34,7 @@ from recstack.data import make_short_video_dataset
 from recstack.data import short_video_schema as schema
 from recstack.data.implicit import CSR
 from recstack.data.synthetic import short_video_label
+from recstack.demo.short_video import ranker_columns, tower_columns, v1_features
 from recstack.evaluation import evaluate_full_ranking, roc_auc_score
 from recstack.export import (
     export_bundle,
@@ -43,42 +44,16 @@ from recstack.export import (
     read_item_embeddings,
     serving_batch,
 )
-from recstack.features import DenseFeat, FeaturePipeline, SparseFeat, hash_values
+from recstack.features import FeaturePipeline, hash_values
 from recstack.index import available_backends, build_index, load_index
 from recstack.models import DCN, DeepFM, TwoTowerModel
 from recstack.serve import Retriever
 from recstack.serve.recommender import Recommender
 
-SEED_BATCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed000" / "example_batch.txt"
-ENTITY_IDS = ("client_id", "item_id", "creator_id")
+PRODUCTION_EXAMPLE_BATCH = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed000" / "example_batch.txt"
+)
 FINISHED_WATCH_FRACTION = 0.95  # the second ranking task: the play was watched to the end
-
-
-def v1_features(hash_buckets: int, dim: int) -> list:
-    """Seed-000 V1 features: entity ids through vocabularies, other categoricals hashed, numbers standardized."""
-    cols: list = []
-    for name in schema.USER_CATEGORICAL + schema.ITEM_CATEGORICAL:
-        if name in ENTITY_IDS:
-            cols.append(SparseFeat(name, embedding_dim=dim, min_freq=1))
-        else:
-            cols.append(SparseFeat(name, hash_buckets, embedding_dim=dim, use_hash=True))
-    cols += [DenseFeat(n, normalization="standard") for n in schema.USER_NUMERIC + schema.ITEM_NUMERIC]
-    cols += [DenseFeat(n) for n in schema.LOCATION]  # raw degrees, -1.0 for unknown (seed 000)
-    return cols
-
-
-def tower_columns(pipe: FeaturePipeline) -> tuple[list, list]:
-    fc = {f.name: f for f in pipe.feature_columns}
-    user = [fc[n] for n in schema.USER_CATEGORICAL + tuple(n.lower() for n in schema.USER_NUMERIC) + schema.LOCATION]
-    item = [fc[n] for n in schema.ITEM_CATEGORICAL + tuple(n.lower() for n in schema.ITEM_NUMERIC)]
-    return user, item
-
-
-def ranker_columns(pipe: FeaturePipeline) -> list:
-    """The rankers' features: every categorical, the video length and a few user and item counters."""
-    fc = {f.name: f for f in pipe.feature_columns}
-    numeric = [n.lower() for n in schema.USER_NUMERIC[:4] + schema.ITEM_NUMERIC[:6]]
-    return [fc[n] for n in schema.USER_CATEGORICAL + schema.ITEM_CATEGORICAL + tuple(numeric)]
 
 
 def train_rankers(pipe: FeaturePipeline, train: dict, val: dict, train_df: pd.DataFrame, val_df: pd.DataFrame,
@@ -103,8 +78,8 @@ def train_rankers(pipe: FeaturePipeline, train: dict, val: dict, train_df: pd.Da
     return rankers, metrics
 
 
-def seed_block(history: dict[str, list[float]]) -> str:
-    """The metric block in seed 000's form: val first, then train, last epoch."""
+def metric_block(history: dict[str, list[float]]) -> str:
+    """The production V1 metric block: val first, then train, last epoch."""
     keys = ["loss"] + [f"hit_rate_at_{k}" for k in (1, 5, 20, 100, 200)]
     block = {f"val_{k}": history[f"val_{k}"][-1] for k in keys if f"val_{k}" in history}
     block.update({f"train_{k}": history[k][-1] for k in keys if k in history})
@@ -117,11 +92,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--users", type=int, default=None, help="default rows / 40")
     p.add_argument("--items", type=int, default=None, help="default rows / 15")
     p.add_argument("--out", default=None, help="output directory (default: a new temporary one)")
-    p.add_argument("--epochs", type=int, default=3, help="seed 000 trains 3 epochs")
+    p.add_argument("--epochs", type=int, default=3, help="the production V1 spec trains 3 epochs")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--negatives", type=int, default=512, help="extra uniform negatives per batch (mixed sampling)")
-    p.add_argument("--dim", type=int, default=48, help="embedding size of the towers' output (seed 000: 48)")
+    p.add_argument("--dim", type=int, default=48, help="embedding size of the towers' output (production V1: 48)")
     p.add_argument("--backend", default=None, help="index backend (default: scann if installed, else exact)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
@@ -176,8 +151,8 @@ def main(argv: list[str] | None = None) -> dict:
     train_s = time.perf_counter() - t0
     positives = int((train["label"] > 0.5).sum())
     print(f"[3/7] trained {args.epochs} epochs on {positives:,} positive plays in {train_s:.1f}s "
-          f"({positives * args.epochs / train_s:,.0f} pairs/s). Seed-000 metric block (in batch of {args.batch_size}):")
-    print("      " + seed_block(hist.history))
+          f"({positives * args.epochs / train_s:,.0f} pairs/s). V1 metric block (in batch of {args.batch_size}):")
+    print("      " + metric_block(hist.history))
     report.update(train_seconds=train_s, history=hist.history)
 
     # 4. full-corpus metrics on validation positives (training positives excluded from the candidates)
@@ -207,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     pipe.save(out / "pipeline")
     export_user_tower(model, pipe, out / "user_tower.pt")
-    hashed_ids = hash_values(all_items["item_id"], "item_id")  # production int64 ids, as in the seed's batch
+    hashed_ids = hash_values(all_items["item_id"], "item_id")  # production int64 ids, as in the example batch
     export_item_embeddings(model, item_batch, out / "item_embeddings.parquet", item_ids=hashed_ids)
     ids, vectors = read_item_embeddings(out / "item_embeddings.parquet")
     build_index(vectors, ids, metric="ip", backend=backend).save(out / "index")
@@ -227,11 +202,11 @@ def main(argv: list[str] | None = None) -> dict:
           f"{time.perf_counter() - t0:.1f}s")
     report["bundle_metrics"] = bundle_metrics
 
-    # 6. a fresh process with nothing but torch runs the seed's example batch
-    batch_file = SEED_BATCH
+    # 6. a fresh process with nothing but torch runs the production example batch
+    batch_file = PRODUCTION_EXAMPLE_BATCH
     if not batch_file.exists():
         batch_file = out / "example_batch.txt"
-        # seed-000 callers send -1 for null numbers (the tower would impute NaN the same way)
+        # production callers send -1 for null numbers (the tower would impute NaN the same way)
         sample = {k: torch.nan_to_num(v, nan=-1.0) if v.is_floating_point() else v
                   for k, v in serving_batch(val_df.head(2), pipe).items()}
         batch_file.write_text("{" + ", ".join(f"{k!r}: torch.tensor({v.tolist()!r}, dtype={v.dtype})"
@@ -245,17 +220,21 @@ def main(argv: list[str] | None = None) -> dict:
         "print(tuple(emb.shape), emb.dtype)\n"
     )
     res = subprocess.run([sys.executable, "-c", code, str(out / "user_tower.pt"), str(batch_file),
-                          str(out / "seed_batch_embeddings.npy")], capture_output=True, text=True, check=False)
+                          str(out / "example_batch_embeddings.npy")], capture_output=True, text=True, check=False)
     if res.returncode != 0:
         raise SystemExit(f"the exported user tower failed in a fresh process:\n{res.stderr}")
-    which = "seed example batch" if batch_file == SEED_BATCH else f"batch of the seed's form, {batch_file}"
+    which = (
+        "the production example batch"
+        if batch_file == PRODUCTION_EXAMPLE_BATCH
+        else f"a batch of the production example batch's form, {batch_file}"
+    )
     print(f"[6/7] fresh process: torch.jit.load(user_tower.pt)({which}) -> {res.stdout.strip()}")
 
     # 7. query the index; the Retriever from raw user rows, minus what they already watched
-    seed_vectors = np.load(out / "seed_batch_embeddings.npy")
+    example_vectors = np.load(out / "example_batch_embeddings.npy")
     index = load_index(out / "index")
-    scores, top = index.search(seed_vectors, 5)
-    print(f"[7/7] index top-5 for the seed's two users: {top.tolist()}")
+    scores, top = index.search(example_vectors, 5)
+    print(f"[7/7] index top-5 for the example batch's two users: {top.tolist()}")
     retriever = Retriever.from_dir(out)
     raw_users = first.head(3)
     watched = [hash_values(train_df.loc[train_df["client_id"] == u, "item_id"], "item_id")
@@ -271,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"      Recommender ({'ranked' if bundle.ranker is not None else 'retrieval'}, bundle {bundle.version}, "
               f"{bundle.tower_format}): {user} -> {row.tolist()}")
     report["bundle_version"] = bundle.version
-    report["seed_batch_shape"] = list(seed_vectors.shape)
+    report["example_batch_shape"] = list(example_vectors.shape)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
     return report
 

@@ -1,4 +1,4 @@
-"""A small two-tower model and two rankers on the seed-000 short-video pipeline, exported as a bundle once per
+"""A small two-tower model and two rankers on the production V1 short-video pipeline, exported as a bundle once per
 test process (shared by the bundle and recommender tests)."""
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from recstack.export import export_bundle, load_bundle, read_item_embeddings, se
 from recstack.features import SparseFeat
 from recstack.models import DeepFM
 
-SEED_BATCH = Path(__file__).parent / "data" / "example_batch.txt"
+EXAMPLE_BATCH = Path(__file__).parent / "data" / "example_batch.txt"
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,8 @@ def _encoded(pipe, rows):
     return {k: torch.as_tensor(v) for k, v in pipe.transform(rows).items()}
 
 
-def _seed_batch():
-    return eval(SEED_BATCH.read_text(), {"tensor": torch.tensor, "torch": torch})
+def _example_batch():
+    return eval(EXAMPLE_BATCH.read_text(), {"tensor": torch.tensor, "torch": torch})
 
 
 def test_round_trip_reproduces_every_part(setup):
@@ -89,22 +89,22 @@ def test_manifest_records_what_a_server_needs(setup):
         assert files[name]["size"] == (current(path) / name).stat().st_size and len(files[name]["sha256"]) == 64
 
 
-def test_program_equals_torchscript_on_the_seed_batch_and_on_1_and_0_rows(setup):
+def test_program_equals_torchscript_on_the_example_batch_and_on_1_and_0_rows(setup):
     (df, pipe, *_), path, bundle = setup
     folder = current(path)
     tower_ts = torch.jit.load(str(folder / "user_tower.pt"))
     ranker_ts = torch.jit.load(str(folder / "ranker.pt"))
-    seed = _seed_batch()
+    example = _example_batch()
     with torch.no_grad():
-        for batch in (seed, {k: v[:1] for k, v in seed.items()}, serving_batch(df.iloc[5:6], pipe)):
+        for batch in (example, {k: v[:1] for k, v in example.items()}, serving_batch(df.iloc[5:6], pipe)):
             a, b = bundle.user_tower(batch), tower_ts(batch)
             assert a.shape == b.shape and torch.allclose(a, b, atol=1e-6, rtol=0)
             a, b = bundle.ranker(batch), ranker_ts(batch)
             assert a.shape == (len(b), 2) and torch.allclose(a, b, atol=1e-6, rtol=0)
-        empty = {k: v[:0] for k, v in seed.items()}
+        empty = {k: v[:0] for k, v in example.items()}
         assert bundle.user_tower(empty).shape == (0, 16) and bundle.ranker(empty).shape == (0, 2)
         # absent optional features are imputed by the program exactly as by the TorchScript file
-        partial = {k: v for k, v in seed.items() if k not in ("user_lang", "latitude", "video_length")}
+        partial = {k: v for k, v in example.items() if k not in ("user_lang", "latitude", "video_length")}
         assert torch.allclose(bundle.user_tower(partial), tower_ts(partial), atol=1e-6, rtol=0)
         assert torch.allclose(bundle.ranker(partial), ranker_ts(partial), atol=1e-6, rtol=0)
 

@@ -89,7 +89,8 @@ def test_ranking_example_runs_and_exports(tmp_path):
 
 
 def test_short_video_v1_example_end_to_end(tmp_path):
-    """Seed 000's V1 in small: artifacts on disk, the seed batch in a fresh process, the index answers."""
+    """The production V1 two-tower retrieval in small: artifacts on disk, the production example batch in a fresh
+    process, the index answers."""
     out = subprocess.run(
         [
             sys.executable,
@@ -113,7 +114,7 @@ def test_short_video_v1_example_end_to_end(tmp_path):
     from recstack.index import load_index
 
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["seed_batch_shape"] == [2, 48]
+    assert report["example_batch_shape"] == [2, 48]
     ids, vectors = read_item_embeddings(tmp_path / "item_embeddings.parquet")
     scores, top = load_index(tmp_path / "index").search(vectors[:3], 5)
     assert top.shape == (3, 5) and np.array_equal(top[:, 0], ids[:3])  # unit vectors: each item finds itself first
@@ -128,10 +129,11 @@ def test_short_video_v1_example_end_to_end(tmp_path):
     assert np.array_equal(np.sort(bundle.index.ids), np.sort(ids)) and bundle.ranker is not None
     assert bundle.meta["metrics"]["recall@100_exact"] == report["full_corpus_exact"]["recall@100"]
     assert "Recommender (ranked" in out.stdout
-    # the full V1 tower and the rankers: torch.export programs equal the TorchScript files on the seed batch
-    seed = eval((ROOT / "tests" / "data" / "example_batch.txt").read_text(), {"tensor": torch.tensor, "torch": torch})
+    # the full V1 tower and the rankers: torch.export programs equal the TorchScript files on the example batch
+    example_file = ROOT / "tests" / "data" / "example_batch.txt"
+    example = eval(example_file.read_text(), {"tensor": torch.tensor, "torch": torch})
     assert bundle.tower_format == "pt2" and bundle.ranker_format == "pt2"
     with torch.no_grad():
         for program, name in ((bundle.user_tower, "user_tower.pt"), (bundle.ranker, "ranker.pt")):
             script = torch.jit.load(str(bundle.files / name))
-            assert torch.allclose(program(seed), script(seed), atol=1e-6, rtol=0), name
+            assert torch.allclose(program(example), script(example), atol=1e-6, rtol=0), name

@@ -1,4 +1,4 @@
-"""Export: the TorchScript user tower runs seed-000 batches in a fresh process; item embeddings in Parquet."""
+"""Export: the TorchScript user tower runs production serving batches in a fresh process; item embeddings in Parquet."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from recstack.features import hash_values
 from recstack.models import TwoTowerModel
 from two_tower_data import short_video
 
-SEED_BATCH = Path(__file__).parent / "data" / "example_batch.txt"
+EXAMPLE_BATCH = Path(__file__).parent / "data" / "example_batch.txt"
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_missing_optional_features_are_imputed_like_the_pipeline(trained):
         assert torch.allclose(loaded(batch), model.user_embedding(encoded), atol=1e-6)
     # NaN in a sent numeric column is imputed too; float64 / int32 inputs are accepted
     batch = serving_batch(rows, pipe)
-    like = batch["user_overall_short_like"]  # a count: integral, with -1 for nulls as seed-000 callers send it
+    like = batch["user_overall_short_like"]  # a count: integral, with -1 for nulls as production callers send it
     batch["user_overall_short_like"] = torch.nan_to_num(like, nan=-1.0).to(torch.int32)
     assert torch.allclose(loaded(batch), model.user_embedding(encoded), atol=1e-5)
 
@@ -82,7 +82,7 @@ def test_missing_required_and_bad_dtype_raise_clear_errors(trained):
         loaded({"nothing": torch.zeros(2, 1)})
 
 
-def test_fresh_process_runs_the_seed_example_batch_with_plain_torch(trained):
+def test_fresh_process_runs_the_production_example_batch_with_plain_torch(trained):
     df, pipe, model, out = trained
     code = (
         "import sys, torch\n"
@@ -95,13 +95,13 @@ def test_fresh_process_runs_the_seed_example_batch_with_plain_torch(trained):
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     res = subprocess.run(
-        [sys.executable, "-c", code, str(out / "user_tower.pt"), str(SEED_BATCH), str(out / "y.pt")],
+        [sys.executable, "-c", code, str(out / "user_tower.pt"), str(EXAMPLE_BATCH), str(out / "y.pt")],
         capture_output=True, text=True, cwd=out, env=env, timeout=120,
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "(2, 48)"
     # the same batch through the eager model (hashed ids pass straight in) gives the same vectors
-    batch = eval(SEED_BATCH.read_text(), {"tensor": torch.tensor, "torch": torch})
+    batch = eval(EXAMPLE_BATCH.read_text(), {"tensor": torch.tensor, "torch": torch})
     y = torch.load(out / "y.pt")
     assert torch.allclose(y, torch.jit.load(str(out / "user_tower.pt"))(batch), atol=1e-6)
     assert torch.allclose(y.norm(dim=1), torch.ones(2), atol=1e-5)

@@ -1,4 +1,4 @@
-"""hash_values must be bit-identical to reference_hash (the production "seed 000" rule) on every input."""
+"""hash_values must be bit-identical to reference_hash (xxh64 column hashing, the production V1 rule) on every input."""
 
 from __future__ import annotations
 

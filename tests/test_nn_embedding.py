@@ -22,7 +22,7 @@ def _batch():
     hashed = hash_values(["x", "y", "z"], "b")
     return {
         "a": torch.tensor([1, 2, 9]),
-        "b": torch.from_numpy(hashed).reshape(3, 1),  # [B, 1] as in seed 000
+        "b": torch.from_numpy(hashed).reshape(3, 1),  # [B, 1] as a production caller sends it
         "h": torch.tensor([[1, 2, 0], [3, 0, 0], [0, 0, 0]]),
         "h_length": torch.tensor([2, 1, 0]),
         "hw": torch.tensor([[1.0, 3.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]),

@@ -47,7 +47,7 @@ def test_standard_and_minmax_outputs_and_null_fill():
     df = pd.DataFrame({"a": [1.0, 2.0, 3.0, None], "b": [0, 5, 10, 10]})
     pipe = FeaturePipeline([DenseFeat("a", normalization="standard"), DenseFeat("b", normalization="minmax")])
     out = pipe.fit_transform(df)
-    filled = np.array([1.0, 2.0, 3.0, -1.0])  # nulls become -1 (seed 000) before scaling
+    filled = np.array([1.0, 2.0, 3.0, -1.0])  # nulls become -1 (the production V1 fill) before scaling
     np.testing.assert_allclose(out["a"], (filled - filled.mean()) / filled.std(), rtol=1e-6)
     np.testing.assert_allclose(out["b"], [0.0, 0.5, 1.0, 1.0])
     assert out["a"].dtype == np.float32 and out["b"].dtype == np.float32

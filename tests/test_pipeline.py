@@ -77,7 +77,7 @@ def test_vocabulary_max_size_keeps_most_frequent():
     assert set(out[df.c.isin(["c", " ", "d"]).to_numpy()]) == {OOV_ID}
 
 
-def test_hashed_feature_outputs_raw_seed000_hash():
+def test_hashed_feature_outputs_the_raw_xxh64_hash():
     df = pd.DataFrame({"user_connection": ["4G", None], "creator_level": [None, "3"]})
     pipe = FeaturePipeline(
         [SparseFeat("user_connection", 1000, use_hash=True), SparseFeat("creator_level", 10, use_hash=True)]
@@ -263,4 +263,4 @@ def test_summary_lists_every_feature():
     text = pipe.summary()
     for name in ("user_lang", "item_id", "user_lang_hashed", "watch", "hist"):
         assert name in text
-    assert "vocabulary" in text and "hash (seed 000)" in text and "sequence[4]" in text
+    assert "vocabulary" in text and "xxh64 hash" in text and "sequence[4]" in text

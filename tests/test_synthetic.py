@@ -23,7 +23,7 @@ from recstack.data.synthetic import (
 
 # column lists of the production V1 spec, copied verbatim from its five feature-list sections
 V1_SPEC_COLUMNS = Path(__file__).parent / "data" / "v1_spec_columns.json"
-SEED_BATCH = Path(__file__).parent / "data" / "example_batch.txt"
+EXAMPLE_BATCH = Path(__file__).parent / "data" / "example_batch.txt"
 
 
 def rank_auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -70,7 +70,7 @@ def test_lists_are_the_production_v1_lists_verbatim():
 
 
 def test_dtypes_reproduce_the_example_batch():
-    batch = eval(SEED_BATCH.read_text(), {"tensor": torch.tensor, "torch": torch})  # trusted local file
+    batch = eval(EXAMPLE_BATCH.read_text(), {"tensor": torch.tensor, "torch": torch})  # trusted local file
     expected = {name: str(t.dtype).removeprefix("torch.") for name, t in batch.items()}
     assert list(schema.DTYPES) == list(expected) == list(schema.BATCH_COLUMNS)
     assert schema.DTYPES == expected
@@ -79,7 +79,7 @@ def test_dtypes_reproduce_the_example_batch():
 def test_vocabularies_contain_the_production_values(videos):
     """Values whose spec hash (xxh64(str(value), seed=xxh32(column, 0)) - 2**63) appears in the batch."""
     xxhash = pytest.importorskip("xxhash")
-    batch = eval(SEED_BATCH.read_text(), {"tensor": torch.tensor, "torch": torch})  # trusted local file
+    batch = eval(EXAMPLE_BATCH.read_text(), {"tensor": torch.tensor, "torch": torch})  # trusted local file
     known = {"user_connection": "4G", "user_os_platform": "android", "user_os_ver": "12", "user_lang": "or",
              "item_lang": "or", "creator_level": "5"}
     for column, value in known.items():

@@ -1,4 +1,4 @@
-"""A small seed-000 style setup shared by the two-tower, export and retriever tests."""
+"""A small production V1 style setup shared by the two-tower, export and retriever tests."""
 
 from __future__ import annotations
 

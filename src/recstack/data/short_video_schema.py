@@ -182,8 +182,8 @@ _FIXED_DTYPES: dict[str, str] = {
 def _batch_dtype(name: str) -> str:
     """NumPy dtype of a (lower-cased) column of the example batch.
 
-    The rules reproduce the batch exactly (tests/test_synthetic.py checks them against the batch when the
-    seed data is present): hashed categoricals are int64; ``*ctr*`` columns are float32; user_* counts are
+    The rules reproduce the batch exactly (tests/test_synthetic.py checks them against the production example
+    batch in tests/data): hashed categoricals are int64; ``*ctr*`` columns are float32; user_* counts are
     float64 (they come from left joins, hence nullable upstream); item_* counts are int64; creator_* counts
     are int32 for the lifetime totals / histograms and int64 for ``creator_pv`` and the windowed ones.
     """

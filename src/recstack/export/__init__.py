@@ -1,4 +1,4 @@
-"""Export: TorchScript towers that run seed-000 batches, item embeddings in Parquet, the deployable bundle."""
+"""Export: TorchScript towers that run production serving batches, item embeddings in Parquet, the deployable bundle."""
 
 from recstack.export.bundle import Bundle, export_bundle, load_bundle
 from recstack.export.embeddings import export_item_embeddings, read_item_embeddings, write_embeddings

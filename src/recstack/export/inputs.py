@@ -1,7 +1,7 @@
 """The serving half of a fitted FeaturePipeline, as TorchScript: raw serving inputs -> the model's batch.
 
-A serving caller sends what seed 000's production caller sends: categoricals already hashed with the seed
-rule (int64 ``[B, 1]``; ``recstack.features.hash_values(values, column)``), numeric values as they are
+A serving caller sends what a production caller sends: categoricals already hashed with the production
+xxh64 rule (int64 ``[B, 1]``; ``recstack.features.hash_values(values, column)``), numeric values as they are
 (``[B, 1]``, any int/float dtype, nulls as -1 or NaN). These modules redo, inside the exported file, what
 ``FeaturePipeline.transform`` does after hashing: vocabulary lookup (hashed ids pass through; the model
 reduces them into buckets), imputation of missing features and NaNs, quantile bins, and normalization.

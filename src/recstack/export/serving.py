@@ -1,4 +1,4 @@
-"""Raw rows -> the seed-000 serving batch an exported tower takes (hashed ids, raw numbers as [B, 1])."""
+"""Raw rows -> the production serving batch an exported tower takes (hashed ids, raw numbers as [B, 1])."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from recstack.tables import (
 
 
 def serving_batch(data: TableLike, pipeline: FeaturePipeline, names: Sequence[str] | None = None) -> dict[str, Tensor]:
-    """What a production caller sends for ``data``: categoricals hashed with the seed-000 rule as int64
+    """What a production caller sends for ``data``: categoricals hashed with the production xxh64 rule as int64
     ``[B, 1]``, numbers as float64 ``[B, 1]`` (nulls left as NaN: the exported tower imputes them), sequences
     as hashed ``[B, maxlen]`` plus lengths. ``names`` restricts it to some features (default: all the
     pipeline's features present in ``data``; absent ones are left out for the tower to impute).
@@ -185,7 +185,7 @@ def common_rows(lengths: Mapping[str, int], what: str) -> int:
 
 
 class ServingBatchCheck:
-    """Checks a serving batch (`serving_batch` output, or a seed-000 dict of tensors) before a tower runs it.
+    """Checks a serving batch (`serving_batch` output, or a production caller's dict of tensors) before a tower runs it.
 
     Calling it returns ``(rows, imputed)``: the batch's row count and, per feature, how many values the tower
     will impute (every row of an absent feature when ``names`` lists the tower's features, NaN numbers,

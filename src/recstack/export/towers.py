@@ -1,4 +1,4 @@
-"""Export a tower as one TorchScript file that plain ``torch.jit.load`` runs on seed-000 style batches."""
+"""Export a tower as one TorchScript file that plain ``torch.jit.load`` runs on production serving batches."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def export_user_tower(
 ) -> Path:
     """Write ``model.user_tower`` with the pipeline's serving inputs to ``path`` (TorchScript), atomically.
 
-    The file's ``forward(batch: Dict[str, Tensor]) -> Tensor`` takes seed-000 inputs (hashed int64 ids
+    The file's ``forward(batch: Dict[str, Tensor]) -> Tensor`` takes a production caller's inputs (hashed int64 ids
     ``[B, 1]``, numbers ``[B, 1]`` of any dtype) and returns ``[B, embedding_dim]``; extra keys are ignored.
     ``required`` lists the features a caller must send (default: ids ending in ``_id`` and sequences); the
     others are imputed as the pipeline does (-1 for numbers, the hash of "NA" for categoricals).

@@ -377,7 +377,7 @@ class FeaturePipeline:
             sparse = feat.sparsefeat if isinstance(feat, VarLenSparseFeat) else feat
             kind = f"sequence[{feat.maxlen}]" if isinstance(feat, VarLenSparseFeat) else "sparse"
             if sparse.use_hash:
-                enc, desc = "hash (seed 000)", f"{sparse.vocabulary_size} buckets in the model"
+                enc, desc = "xxh64 hash", f"{sparse.vocabulary_size} buckets in the model"
             elif sparse.n_bins is not None:
                 edges = self.discretizers[feat.name].edges
                 enc, desc = "quantile bins", f"{len(edges) + 1 if edges is not None else 0} bins used"

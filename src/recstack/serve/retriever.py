@@ -28,7 +28,7 @@ class Retriever:
     """Answers "top-K items for these users" from the artifacts `export_user_tower`, the pipeline and an index.
 
     ``user_tower``: a loaded TorchScript tower or its path; ``pipeline``: a fitted `FeaturePipeline` or the
-    directory it was saved to (it hashes raw categoricals the seed-000 way); ``index``: an `Index` or its
+    directory it was saved to (it hashes raw categoricals with the production xxh64 rule); ``index``: an `Index` or its
     directory. `from_dir` loads ``DIR/user_tower.pt``, ``DIR/pipeline`` and ``DIR/index``. The pipeline must be
     the one the tower was exported with (`SchemaError` when its fingerprint differs from the tower's).
 
@@ -94,8 +94,8 @@ class Retriever:
         return self.features.imputed_counts
 
     def user_vectors(self, users: Any) -> np.ndarray:  # noqa: ANN401
-        """``[U, D]`` float32 user embeddings from raw user rows (DataFrame / dict / Arrow) or a seed-000 batch
-        (a dict of tensors, already hashed); ``[0, D]`` for no users."""
+        """``[U, D]`` float32 user embeddings from raw user rows (DataFrame / dict / Arrow) or a production
+        serving batch (a dict of tensors, already hashed); ``[0, D]`` for no users."""
         batch, rows = self.features(users)
         return tower_vectors(self.user_tower, batch, rows)
 
@@ -116,7 +116,7 @@ class Retriever:
 
 
 class UserFeatures:
-    """The features stage: raw user rows (or a seed-000 batch of tensors) -> a checked serving batch.
+    """The features stage: raw user rows (or a production batch of tensors) -> a checked serving batch.
 
     ``names`` are the features to read (None: all the pipeline's), ``required`` those a batch must hold. Each
     batch is checked by `ServingBatchCheck` (`SchemaError` naming the feature); the values the models will
