@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from recstack.errors import SchemaError
@@ -38,6 +39,13 @@ def test_deepctr_positional_signatures_and_defaults():
 
 def test_float_vocabulary_size_as_in_deepctr_examples():
     assert SparseFeat("C1", vocabulary_size=1e6, use_hash=True).vocabulary_size == 1_000_000
+
+
+def test_numpy_integer_vocabulary_size_as_in_deepctr_examples():
+    size = SparseFeat("C1", vocabulary_size=np.int64(291)).vocabulary_size  # data[col].max() + 1
+    assert size == 291 and type(size) is int
+    with pytest.raises(SchemaError, match="vocabulary_size must be a positive int"):
+        SparseFeat("C1", vocabulary_size=True)
 
 
 def test_auto_embedding_dim_and_discretized_size():

@@ -14,6 +14,7 @@ Id conventions shared by every sparse feature (0 is always padding):
 
 from __future__ import annotations
 
+import numbers
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
 
@@ -85,7 +86,9 @@ class SparseFeat(
         if vocabulary_size is not None:
             if isinstance(vocabulary_size, float) and vocabulary_size.is_integer():
                 vocabulary_size = int(vocabulary_size)  # DeepCTR examples write 1e6
-            if not isinstance(vocabulary_size, int) or vocabulary_size < 1:
+            if isinstance(vocabulary_size, numbers.Integral) and not isinstance(vocabulary_size, bool):
+                vocabulary_size = int(vocabulary_size)  # and data[col].max() + 1, a NumPy integer
+            if not isinstance(vocabulary_size, int) or isinstance(vocabulary_size, bool) or vocabulary_size < 1:
                 raise SchemaError(f"{where}: vocabulary_size must be a positive int, got {vocabulary_size!r}")
         if use_hash and vocabulary_size is None:
             raise SchemaError(f"{where}: use_hash=True needs vocabulary_size (the number of hash buckets)")

@@ -3,8 +3,12 @@
 A ranking model subclasses `BaseModel` and implements ``compute_logits(batch) -> [B, 1]`` (or ``[B, T]``
 for several tasks); ``forward`` applies the prediction layer (sigmoid for ``task='binary'``) and is
 TorchScript-able. ``compile / fit / evaluate / predict`` follow DeepCTR-Torch; ``fit`` runs the Trainer.
+
+GAUC (``compile(..., metrics=["gauc"], gauc_user_key="user_id")``) reads each row's user from the input
+column ``gauc_user_key`` (a feature or any other column of ``x``); the Trainer then logs ``gauc``.
 """
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any  # noqa: UP035 - TorchScript resolves these
 
@@ -16,7 +20,7 @@ from torch import Tensor, nn
 
 from recstack.data.datasets import DataFrameDataset
 from recstack.errors import ArgumentError, LabelError, SchemaError
-from recstack.evaluation.pointwise import get_metric
+from recstack.evaluation.pointwise import BINARY_METRICS, GROUPED_METRICS, get_metric
 from recstack.features.columns import DenseFeat, Feature, SparseFeat, VarLenSparseFeat, get_feature_names
 from recstack.features.hashing import hash_values
 from recstack.nn.core import DNN, PredictionLayer
@@ -27,6 +31,7 @@ from recstack.training.optim import build_optimizer
 from recstack.training.trainer import Trainer
 
 LABEL_KEY = "_label"
+GROUP_KEY = "_group"  # each row's user (int64 codes) when a grouped metric (GAUC) is compiled
 LOSSES = ("binary_crossentropy", "mse", "mae")
 DEFAULT_BATCH_SIZE = 256
 
@@ -199,10 +204,12 @@ class BaseModel(nn.Module):
         loss: str | Callable | None = None,
         metrics: Sequence[Any] | None = None,
         lr: float | None = None,
+        gauc_user_key: str | None = None,
     ) -> None:
         """Choose the optimizer (a name or an object, used as given), the loss and the metrics.
 
         "adam" and "adagrad" update embedding tables row-sparsely (only the rows a batch touches).
+        ``metrics=["gauc"]`` needs ``gauc_user_key``, the input column that holds each row's user.
         """
         if loss is None:
             loss = "binary_crossentropy" if self.task == "binary" else "mse"
@@ -216,8 +223,29 @@ class BaseModel(nn.Module):
                 raise ArgumentError(f"compile: unknown loss {loss!r}; expected one of {LOSSES} or a callable")
         elif not callable(loss):
             raise ArgumentError(f"compile: loss must be a name in {LOSSES} or a callable, got {type(loss).__name__}")
-        for metric in metrics or []:
-            get_metric(metric)  # an unknown name raises here, not after the first epoch
+        metrics = self._checked_metrics(metrics, gauc_user_key)
+        opt = self._build_optimizer(optimizer, lr)
+        self._compiled = {"optimizer": opt, "loss": loss, "metrics": metrics, "gauc_user_key": gauc_user_key}
+
+    @torch.jit.unused
+    def _checked_metrics(self, metrics: Sequence[Any] | None, gauc_user_key: str | None) -> list[Any]:
+        """``metrics`` as a list, each name known (raises here, not after the first epoch)."""
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics or [])
+        grouped = [m for m in metrics if isinstance(m, str) and m.lower() in GROUPED_METRICS]
+        for metric in metrics:
+            if metric not in grouped:
+                get_metric(metric)
+        if grouped and gauc_user_key is None:
+            raise ArgumentError(
+                f"compile: metric {grouped[0]!r} averages per user, so it needs gauc_user_key, the input column "
+                "holding each row's user: compile(..., metrics=['gauc'], gauc_user_key='user_id')"
+            )
+        if gauc_user_key is not None and not isinstance(gauc_user_key, str):
+            raise ArgumentError(f"compile: gauc_user_key must be a column name, got {type(gauc_user_key).__name__}")
+        return metrics
+
+    @torch.jit.unused
+    def _build_optimizer(self, optimizer: str | torch.optim.Optimizer, lr: float | None) -> torch.optim.Optimizer:
         if isinstance(optimizer, str):
             opt = build_optimizer(optimizer, self, lr)
         elif isinstance(optimizer, torch.optim.Optimizer):
@@ -227,7 +255,17 @@ class BaseModel(nn.Module):
             opt = optimizer
         else:
             raise TypeError(f"optimizer must be a name or a torch.optim.Optimizer, got {type(optimizer).__name__}")
-        self._compiled = {"optimizer": opt, "loss": loss, "metrics": list(metrics or [])}
+        return opt
+
+    @torch.jit.unused
+    def _make_trainer(self, optimizer: torch.optim.Optimizer, metrics: Sequence[Any], **kwargs: Any) -> Trainer:  # noqa: ANN401
+        """The Trainer of ``fit`` / ``evaluate``: per-task metric names for several tasks, user ids for GAUC."""
+        names = getattr(self, "task_names", None)
+        grouped = any(isinstance(m, str) and m.lower() in GROUPED_METRICS for m in metrics)
+        if not grouped and (names is None or len(names) == 1):
+            return Trainer(self, optimizer, metrics=metrics, **kwargs)
+        types = getattr(self, "task_types", [self.task])
+        return TaskMetricTrainer(self, optimizer, metrics, list(names or [""]), list(types), **kwargs)
 
     def _require_compiled(self) -> dict[str, Any]:
         if self._compiled is None:
@@ -292,10 +330,9 @@ class BaseModel(nn.Module):
             val = DataFrameDataset({k: v[cut:] for k, v in arrays.items()}, batch_size=max(batch_size, 4096))
             arrays = {k: v[:cut] for k, v in arrays.items()}
         train = DataFrameDataset(arrays, batch_size=batch_size, shuffle=shuffle, seed=self.seed)
-        trainer = Trainer(
-            self,
+        trainer = self._make_trainer(
             compiled["optimizer"],
-            metrics=compiled["metrics"],
+            compiled["metrics"],
             callbacks=callbacks,
             verbose=verbose,
             malloc_tuning=malloc_tuning,
@@ -309,7 +346,7 @@ class BaseModel(nn.Module):
         compiled = self._require_compiled()
         batch_size = _check_batch_size(batch_size, "evaluate")
         arrays = self._inputs_and_labels(x, y, "evaluate", "x", "y")
-        trainer = Trainer(self, compiled["optimizer"], metrics=compiled["metrics"], verbose=0)
+        trainer = self._make_trainer(compiled["optimizer"], compiled["metrics"], verbose=0)
         return trainer.evaluate(DataFrameDataset(arrays, batch_size=batch_size))
 
     @torch.jit.unused
@@ -379,13 +416,21 @@ class BaseModel(nn.Module):
         n = len(next(iter(arrays.values())))
         if n == 0:
             raise ArgumentError(f"{where}: {x_name} has 0 rows (inputs {sorted(arrays)}); {where} needs at least one")
+        arrays[LABEL_KEY] = self._checked_labels(y, n, y_name, x_name)
+        user_key = self._require_compiled().get("gauc_user_key")
+        if user_key is not None:
+            arrays[GROUP_KEY] = _group_codes(x, arrays, user_key, x_name, n)
+        return arrays
+
+    @torch.jit.unused
+    def _checked_labels(self, y: Any, n: int, y_name: str, x_name: str) -> np.ndarray:  # noqa: ANN401
+        """``y`` as float32 ``[N]``, checked against the task and the loss (`LabelError` otherwise)."""
         loss = self._require_compiled()["loss"]
         binary = None
         if self.task == "binary" or loss == "binary_crossentropy":
             loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "callable")
             binary = f"task={self.task!r}, loss {loss_name!r}"
-        arrays[LABEL_KEY] = _labels(y, n, y_name, x_name, binary)
-        return arrays
+        return _labels(y, n, y_name, x_name, binary)
 
     def _encode(self, feat: Feature, values: Any) -> np.ndarray:  # noqa: ANN401
         if isinstance(feat, DenseFeat):
@@ -424,6 +469,86 @@ class BaseModel(nn.Module):
         return arr
 
 
+class TaskMetricTrainer(Trainer):
+    """A `Trainer` whose epoch metrics are per task and may be grouped by user (GAUC).
+
+    With several tasks each metric is logged per task as ``<task_name>_<metric>`` (``ctr_auc``, ``val_ctr_auc``)
+    and, averaged over those tasks, as ``<metric>`` (``auc``, ``val_auc``: what DeepCTR-Torch logs for all tasks
+    at once). Metrics of probabilities against 0/1 labels (``BINARY_METRICS``: auc, gauc, logloss, acc...) are
+    computed for binary tasks only; mse, rmse, mae and callables for every task. With one task the names are
+    the metric names, as with `Trainer`. Grouped metrics read the user codes the batches carry under
+    ``GROUP_KEY``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None,
+        metrics: Sequence[Any],
+        task_names: Sequence[str],
+        task_types: Sequence[str],
+        **kwargs: Any,  # noqa: ANN401
+    ) -> None:
+        super().__init__(model, optimizer, metrics=None, **kwargs)
+        self.task_names = list(task_names)
+        self.task_types = list(task_types)
+        # (log key, metric name, fn, task index or -1 for the mean over the tasks, grouped)
+        self.plan: list[tuple[str, str, Callable, int, bool]] = []
+        several = len(self.task_names) > 1
+        for metric in metrics:
+            grouped = isinstance(metric, str) and metric.lower() in GROUPED_METRICS
+            name, fn = (metric.lower(), GROUPED_METRICS[metric.lower()]) if grouped else get_metric(metric)
+            tasks = [
+                t
+                for t, kind in enumerate(self.task_types)
+                if not several or kind == "binary" or name not in BINARY_METRICS
+            ]
+            for t in tasks:
+                self.plan.append((f"{self.task_names[t]}_{name}" if several else name, name, fn, t, grouped))
+            if several and tasks:
+                self.plan.append((name, name, fn, -1, grouped))
+        # the base Trainer lists its log keys from these names (Trainer.epoch_log_keys)
+        self.metrics = [(key, fn) for key, _, fn, _, _ in self.plan]
+        self._groups: list[Tensor] = []
+
+    def _to_device(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        if GROUP_KEY in batch:
+            self._groups.append(batch[GROUP_KEY])
+        return super()._to_device(batch)
+
+    def _train_epoch(self, *args: Any) -> dict[str, float]:  # noqa: ANN401
+        self._groups = []
+        return super()._train_epoch(*args)
+
+    def evaluate(self, data: Any) -> dict[str, float]:  # noqa: ANN401
+        self._groups = []
+        return super().evaluate(data)
+
+    def _metric_logs(self, preds: list[Tensor], targets: list[Tensor]) -> dict[str, float]:
+        groups, self._groups = self._groups, []
+        if not self.plan or not preds:
+            return {}
+        p = torch.cat(preds).numpy()
+        y = torch.cat(targets).numpy()
+        g = torch.cat(groups).numpy() if groups else None
+        if any(plan[4] for plan in self.plan) and (g is None or len(g) != len(p)):
+            got = 0 if g is None else len(g)
+            raise RuntimeError(f"GAUC: {len(p)} predictions but user ids for {got} rows; compile with gauc_user_key")
+        logs: dict[str, float] = {}
+        per_metric: dict[str, list[float]] = {}
+        for key, name, fn, t, grouped in self.plan:
+            if t < 0:
+                values = [v for v in per_metric.get(name, []) if not math.isnan(v)]
+                if values:
+                    logs[key] = float(np.mean(values))
+                continue
+            value = float(fn(y[:, t], p[:, t], g) if grouped else fn(y[:, t], p[:, t]))
+            per_metric.setdefault(name, []).append(value)
+            if not math.isnan(value):
+                logs[key] = value
+        return logs
+
+
 class ZeroLogit(nn.Module):
     """Stands in for the linear part of a model without linear features: a zero logit per row."""
 
@@ -435,6 +560,27 @@ class ZeroLogit(nn.Module):
 
 def _activate(logits: Tensor, task: str) -> Tensor:
     return torch.sigmoid(logits) if task == "binary" else logits
+
+
+def _group_codes(x: Any, arrays: dict[str, np.ndarray], key: str, x_name: str, n: int) -> np.ndarray:  # noqa: ANN401
+    """Each row's user as int64 codes, from the model input ``key`` or the column ``key`` of ``x``."""
+    if key in arrays:
+        values = arrays[key]
+    elif isinstance(x, (Mapping, pd.DataFrame)) and key in x:
+        values = x[key]
+    else:
+        present = sorted(x) if isinstance(x, Mapping) else list(getattr(x, "columns", []))
+        raise SchemaError(
+            f"gauc_user_key {key!r} is not a column of {x_name}; GAUC needs each row's user (columns: {present})"
+        )
+    arr = np.asarray(values.to_numpy() if isinstance(values, pd.Series) else values)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1 or len(arr) != n:
+        raise SchemaError(f"gauc_user_key {key!r}: expected one user per row, shape [{n}], found {list(arr.shape)}")
+    if arr.dtype.kind in "iub":
+        return arr.astype(np.int64, copy=False)
+    return pd.factorize(arr, use_na_sentinel=False)[0].astype(np.int64)
 
 
 def _check_batch_size(batch_size: Any, where: str) -> int:  # noqa: ANN401

@@ -15,6 +15,15 @@ from recstack.nn.interaction import FM, BiInteractionPooling
 from recstack.nn.linear import DenseInputs, Linear
 from recstack.nn.product import InnerProductLayer, OutterProductLayer
 from recstack.nn.senet import BilinearInteraction, SENETLayer
+from recstack.nn.sequence import (
+    AGRUCell,
+    AttentionSequencePoolingLayer,
+    AUGRUCell,
+    DynamicGRU,
+    InterestEvolving,
+    InterestExtractor,
+    LocalActivationUnit,
+)
 
 __all__ = [
     "AFMLayer",
@@ -40,4 +49,11 @@ __all__ = [
     "PredictionLayer",
     "activation_layer",
     "grow_embedding_table",
+    "AGRUCell",
+    "AUGRUCell",
+    "AttentionSequencePoolingLayer",
+    "DynamicGRU",
+    "InterestEvolving",
+    "InterestExtractor",
+    "LocalActivationUnit",
 ]

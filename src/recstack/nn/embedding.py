@@ -40,6 +40,8 @@ class FusedTable(nn.Module):
     seq_weight_keys: list[str]
     seq_weight_norm: list[bool]
     seq_combiners: list[str]
+    raw_names: list[str]
+    raw_is_seq: list[bool]
 
     def __init__(
         self,
@@ -50,11 +52,12 @@ class FusedTable(nn.Module):
         init_std: float,
         generator: torch.Generator,
         l2_reg: float = 0.0,
+        raw: Sequence[Feature] = (),
     ) -> None:
         super().__init__()
         self.dim = dim
         self.l2_reg = l2_reg  # L2 strength on looked-up rows, applied by the optimizer as weight decay
-        names = sorted({_sparse_of(f).embedding_name for f in list(fixed) + list(sequences)})
+        names = sorted({_sparse_of(f).embedding_name for f in list(fixed) + list(sequences) + list(raw)})
         offsets: dict[str, int] = {}
         total = 0
         for name in names:
@@ -74,6 +77,12 @@ class FusedTable(nn.Module):
 
         self.fixed_tables = [_sparse_of(f).embedding_name for f in fixed]
         self.seq_tables = [_sparse_of(f).embedding_name for f in sequences]
+        self.raw_names: list[str] = [f.name for f in raw]
+        self.raw_is_seq: list[bool] = [isinstance(f, VarLenSparseFeat) for f in raw]
+        self.raw_tables = [_sparse_of(f).embedding_name for f in raw]
+        self.register_buffer(
+            "raw_hashed", torch.tensor([bool(_sparse_of(f).use_hash) for f in raw], dtype=torch.bool), persistent=False
+        )
         self.register_buffer(
             "fixed_hashed", torch.tensor([bool(f.use_hash) for f in fixed], dtype=torch.bool), persistent=False
         )
@@ -92,7 +101,7 @@ class FusedTable(nn.Module):
         offsets = dict(zip(self.table_names, self.table_offsets))
         sizes = dict(zip(self.table_names, self.table_sizes))
         device = self.weight.device
-        for prefix, names in (("fixed", self.fixed_tables), ("seq", self.seq_tables)):
+        for prefix, names in (("fixed", self.fixed_tables), ("seq", self.seq_tables), ("raw", self.raw_tables)):
             off = torch.tensor([offsets[n] for n in names], dtype=torch.int64, device=device)
             size = torch.tensor([sizes[n] for n in names], dtype=torch.int64, device=device)
             self.register_buffer(f"{prefix}_offsets", off, persistent=False)
@@ -161,6 +170,27 @@ class FusedTable(nn.Module):
             return out[0]
         return torch.cat(out, 1)
 
+    def raw(self, batch: dict[str, Tensor]) -> list[Tensor]:
+        """The unpooled embeddings of the ``raw`` features, in order: ``[B, dim]`` for a sparse feature,
+        ``[B, L, dim]`` for a sequence (padding rows included); one lookup for all of them."""
+        if len(self.raw_names) == 0:
+            return []
+        ids_list: list[Tensor] = []
+        parts: list[Tensor] = []
+        for i, name in enumerate(self.raw_names):
+            ids = batch[name].long()
+            ids = ids.reshape(ids.shape[0], -1) if self.raw_is_seq[i] else ids.reshape(-1)
+            ids_list.append(ids)
+            parts.append(self._reduce(ids, self.raw_offsets[i], self.raw_sizes[i], self.raw_hashed[i]).reshape(-1))
+        table, local = self._rows(parts[0] if len(parts) == 1 else torch.cat(parts))
+        out: list[Tensor] = []
+        start = 0
+        for ids in ids_list:
+            n = ids.numel()
+            out.append(self._lookup(local[start : start + n].reshape(ids.shape), table))
+            start += n
+        return out
+
     def _lookup(self, index: Tensor, table: Tensor) -> Tensor:
         if not torch.jit.is_scripting() and table.requires_grad and torch.is_grad_enabled():
             return self._lookup_for_grad(index, table)
@@ -206,6 +236,8 @@ class EmbeddingCollection(nn.Module):
     CIN, attention... layers); ``flat(batch)`` returns ``[B, sum of widths]`` for any mix (a DNN input).
     Feature order follows DeepCTR-Torch: fixed sparse features, then sequences, each in column order.
     ``dim`` overrides every width (1 builds the linear part's per-value weights).
+    ``raw_columns`` are embedded in the same tables but left out of ``forward`` and ``flat``: ``raw(batch)``
+    returns their unpooled embeddings by name (a behaviour sequence and its candidate, for attention).
     """
 
     __jit_unused_properties__ = ["num_features"]
@@ -220,12 +252,14 @@ class EmbeddingCollection(nn.Module):
         dim: int | None = None,
         device: str | torch.device = "cpu",
         l2_reg: float = 0.0,
+        raw_columns: Sequence[Feature] = (),
     ) -> None:
         super().__init__()
         sparse = [f for f in feature_columns if isinstance(f, SparseFeat)]
         varlen = [f for f in feature_columns if isinstance(f, VarLenSparseFeat)]
+        raw = [f for f in raw_columns if isinstance(f, (SparseFeat, VarLenSparseFeat))]
         tables: dict[str, tuple[int, int]] = {}
-        for feat in sparse + varlen:
+        for feat in sparse + varlen + raw:
             sp = _sparse_of(feat)
             if sp.vocabulary_size is None:
                 raise SchemaError(
@@ -249,8 +283,26 @@ class EmbeddingCollection(nn.Module):
         for width in widths:
             fixed = [f for f in sparse if tables[f.embedding_name][1] == width]
             seqs = [f for f in varlen if tables[f.embedding_name][1] == width]
-            groups.append(FusedTable(width, fixed, seqs, tables, init_std, generator, l2_reg))
+            in_width = [f for f in raw if tables[f.embedding_name][1] == width]
+            groups.append(FusedTable(width, fixed, seqs, tables, init_std, generator, l2_reg, raw=in_width))
         self.groups = nn.ModuleList(groups)
+        # widths only raw columns have: tables outside forward's groups
+        raw_only = sorted({tables[f.embedding_name][1] for f in raw} - set(widths))
+        self.raw_groups = nn.ModuleList(
+            [
+                FusedTable(
+                    w,
+                    [],
+                    [],
+                    tables,
+                    init_std,
+                    generator,
+                    l2_reg,
+                    raw=[f for f in raw if tables[f.embedding_name][1] == w],
+                )
+                for w in raw_only
+            ]
+        )
         # position of each feature (in DeepCTR order) inside the concatenation of the groups' outputs
         group_order = [n for g in groups for n in g.fixed_names + g.seq_names]
         self.uniform = len(widths) <= 1
@@ -292,8 +344,19 @@ class EmbeddingCollection(nn.Module):
             outs.append(out.reshape(out.shape[0], -1))
         return torch.cat(outs, 1)
 
+    def raw(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The unpooled embeddings of the ``raw_columns`` by name: ``[B, D]`` (sparse) or ``[B, L, D]`` (sequence)."""
+        out: dict[str, Tensor] = {}
+        for group in self.groups:
+            for name, value in zip(group.raw_names, group.raw(batch)):
+                out[name] = value
+        for group in self.raw_groups:
+            for name, value in zip(group.raw_names, group.raw(batch)):
+                out[name] = value
+        return out
+
     def tables(self) -> list[FusedTable]:
-        return [g for g in self.groups if isinstance(g, FusedTable)]
+        return [g for g in list(self.groups) + list(self.raw_groups) if isinstance(g, FusedTable)]
 
 
 def grow_embedding_table(table: FusedTable, table_name: str, new_size: int, init_std: float = 1e-4) -> None:
