@@ -54,7 +54,8 @@ class Service:
     """The state of one running service: the bundle being served, the batching queue, metrics and reloads.
 
     ``on_fatal(exc)`` is called when the bundle given at start cannot be loaded (the process entry point stops
-    the server then); without it the service keeps answering 503 with the reason.
+    the server then); without it the service keeps answering 503 with the reason. ``on_loaded()`` is called
+    after each bundle is swapped in (the process entry point freezes the garbage collector's view of it).
     """
 
     def __init__(self, bundle_path: str | Path, name: str, settings: ServeSettings) -> None:
@@ -64,6 +65,7 @@ class Service:
         self.current: LoadedBundle | None = None
         self.load_error: str | None = None
         self.on_fatal: Callable[[BaseException], None] | None = None
+        self.on_loaded: Callable[[], None] | None = None
         self.metrics = ServiceMetrics(name, imputed=self._imputed)
         self.queue = BatchQueue(
             self._run_batch,
@@ -122,6 +124,8 @@ class Service:
                     self.on_fatal(exc)
                 return
             self.current = loaded
+        if self.on_loaded is not None:
+            self.on_loaded()
         self.metrics.set_bundle(loaded.version)
         log.info("serving bundle %s (version %s), ready in %.2f s", self.path, loaded.version,
                  time.perf_counter() - started)
@@ -154,6 +158,8 @@ class Service:
                     "path", f"bundle {target} refused, still serving the old one: {type(exc).__name__}: {exc}", 500
                 ) from exc
             old, self.current, self.path = self.current, loaded, target
+            if self.on_loaded is not None:
+                self.on_loaded()
             self.metrics.set_bundle(loaded.version)
             self.metrics.reloads.labels("ok").inc()
             seconds = time.perf_counter() - started
