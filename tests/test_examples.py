@@ -137,3 +137,18 @@ def test_short_video_v1_example_end_to_end(tmp_path):
         for program, name in ((bundle.user_tower, "user_tower.pt"), (bundle.ranker, "ranker.pt")):
             script = torch.jit.load(str(bundle.files / name))
             assert torch.allclose(program(example), script(example), atol=1e-6, rtol=0), name
+
+
+def test_multitask_example_learns_both_tasks_and_scripts():
+    stdout = _run(str(ROOT / "examples" / "multitask_mmoe.py"))
+    assert _number(r"test click AUC: ([\d.]+)", stdout) > 0.65
+    assert _number(r"test watch_time RMSE: ([\d.]+)", stdout) < 0.95
+    assert _number(r"TorchScript max abs difference: ([\d.e+-]+)", stdout) < 1e-6
+
+
+def test_din_example_beats_deepfm_without_history():
+    stdout = _run(str(ROOT / "examples" / "din_history.py"))
+    deepfm = _number(r"DeepFM \(no history\)\s+test AUC: ([\d.]+)", stdout)
+    assert _number(r"DIN\s+test AUC: ([\d.]+)", stdout) > deepfm + 0.08
+    assert _number(r"DIEN \(AUGRU\)\s+test AUC: ([\d.]+)", stdout) > deepfm + 0.05
+    assert _number(r"max \|diff\| ([\d.e+-]+)", stdout) < 1e-6
