@@ -12,12 +12,13 @@ import pytest
 import torch
 import yaml
 
+from cli_fixtures import data_dir
 from recstack.cli import main
 from recstack.cli.demo import demo_kwargs
 from recstack.cli.parser import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-ML1M = ROOT / "tests" / "data" / "cli_ml1m"
+ML1M = data_dir() / "cli_ml1m"
 QUIET = ["--quiet", "--set", "trainer.threads=1"]
 # Criteo-like data, few columns, so one or two short epochs learn the planted signal.
 CTR = {

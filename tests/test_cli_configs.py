@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from cli_fixtures import data_dir
 from recstack.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
-DATA = ROOT / "tests" / "data"
+DATA = data_dir()
 COMMON = ["--quiet", "--set", "trainer.threads=1"]
 
 # config -> (overrides that shrink it, the validation metric to check, its floor)

@@ -1,4 +1,4 @@
-"""Writes the small data fixtures of the CLI tests (run from the repository root to regenerate them).
+"""The small data fixtures of the CLI tests, written once per test process into a temporary directory.
 
 cli_ml1m/: train.txt, valid.txt, test.txt in the ML-1M LCFN split's ``user item item ...`` format: 80 users, 60
 items, two interest clusters (even users mostly interact with even items), 18 items per user of which 2 go to
@@ -11,17 +11,28 @@ movies, 1,200 ratings; a rating is high (mean 4.2) when the user's gender matche
 
 from __future__ import annotations
 
+import atexit
+import functools
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+
+@functools.cache
+def data_dir() -> Path:
+    """A directory holding ``cli_ml1m/`` and ``cli_ml100k/`` (removed when the process exits)."""
+    root = Path(tempfile.mkdtemp(prefix="recstack-cli-data-"))
+    atexit.register(shutil.rmtree, root, True)
+    _write(root)
+    return root
 
 
-def main() -> None:
+def _write(root: Path) -> None:
     rng = np.random.default_rng(7)
     n_users, n_items = 80, 60
-    out = HERE / "cli_ml1m"
+    out = root / "cli_ml1m"
     out.mkdir(exist_ok=True)
     parts: dict[str, list[np.ndarray]] = {"train": [], "valid": [], "test": []}
     for u in range(n_users):
@@ -36,7 +47,7 @@ def main() -> None:
         text = "".join(f"{u} " + " ".join(map(str, items)) + "\n" for u, items in enumerate(rows))
         (out / f"{name}.txt").write_text(text)
 
-    out = HERE / "cli_ml100k"
+    out = root / "cli_ml100k"
     out.mkdir(exist_ok=True)
     n_users, n_items = 60, 40
     genres = ["Action", "Comedy", "Drama", "Romance"]
@@ -64,7 +75,3 @@ def main() -> None:
         inter.append(f"{u}\t{i}\t{rating}\t{880000000 + len(inter)}")
     for name, rows in (("ml-100k.user", users), ("ml-100k.item", items), ("ml-100k.inter", inter)):
         (out / name).write_text("\n".join(rows) + "\n")
-
-
-if __name__ == "__main__":
-    main()
