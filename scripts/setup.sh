@@ -14,7 +14,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # The CPU build of torch first, so nothing later pulls a CUDA build.
   .venv/bin/python -m pip install -q "torch==2.13.0" numpy
-  .venv/bin/python -m pip install -q -e ".[dev,index,serve,plot]"
+  .venv/bin/python -m pip install -q -e ".[dev,index,serve,plot,hdf5,distributed]"
   # MovieLens-100K for the real-data quality test ships in the recbole wheel; its pins are not needed.
   .venv/bin/python -m pip install -q --no-deps recbole
   echo "$want" > "$stamp"
