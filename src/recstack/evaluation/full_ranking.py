@@ -2,7 +2,7 @@
 
 Conventions (those of the LCFN / LightGCN / UltraGCN evaluation code, so numbers compare with their papers),
 for a user with ground-truth set G (|G| >= 1; users with none are left out of every average) and the
-top-K list L (excluded items never enter L):
+top-K list L (items by descending score, ties broken by the lower item id; excluded items never enter L):
 
 * ``recall@K``    = |L ∩ G| / |G|   (not divided by min(K, |G|));
 * ``precision@K`` = |L ∩ G| / K;
@@ -12,6 +12,9 @@ top-K list L (excluded items never enter L):
 
 Each metric is the mean over users. Per-user id lists (ground truth, exclusions) are CSR-like objects with
 ``indptr`` and ``indices`` (`recstack.data.implicit.CSR`, or a SciPy ``csr_matrix``).
+
+The building blocks (`item_mask`, `top_k_items`, `ranking_metrics`) are shared with Collie's metric functions
+(`recstack.evaluation.implicit_metrics`), which also report Collie's MAP@K.
 """
 
 from __future__ import annotations
@@ -52,6 +55,85 @@ def _as_matrix(x: Any, name: str) -> Tensor:  # noqa: ANN401
     if t.dim() != 2:
         raise SchemaError(f"{name}: expected a 2-D [rows, dim] matrix, got shape {list(t.shape)}")
     return t.to(device="cpu", dtype=torch.float32)
+
+
+def item_mask(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    rows: np.ndarray,
+    n_items: int,
+    device: torch.device | str | None = None,
+    extra_column: bool = False,
+) -> Tensor:
+    """``[len(rows), n_items]`` booleans: True where row ``rows[j]`` of the CSR lists the item.
+
+    With ``extra_column`` one more all-False column is appended, so that a ``gather`` at id ``n_items`` (standing
+    for "no item") reads False.
+    """
+    mask = torch.zeros(len(rows), n_items + int(extra_column), dtype=torch.bool, device=device)
+    r, c = _row_entries(indptr, indices, rows)
+    if len(r):
+        mask[torch.from_numpy(r).to(mask.device), torch.from_numpy(c).to(mask.device)] = True
+    return mask
+
+
+def top_k_items(scores: Tensor, k: int) -> Tensor:
+    """``[B, k]`` item ids by descending score, ties broken by the lower id; -1 for a score of -inf or past the end.
+
+    An item scored ``-inf`` counts as excluded: it never enters a list. NaN scores are an error.
+    """
+    batch, n_items = scores.shape
+    if bool(torch.isnan(scores).any()):
+        raise SchemaError("scores: NaN scores cannot be ranked (the model's outputs or vectors hold NaN)")
+    width = min(k, n_items)
+    top = torch.full((batch, k), -1, dtype=torch.int64, device=scores.device)
+    if width == 0 or batch == 0:
+        return top
+    threshold = torch.topk(scores, width, dim=1).values[:, -1:]
+    above = scores > threshold
+    tied = scores == threshold
+    room = width - above.sum(1, keepdim=True)
+    chosen = above | tied
+    crowded = (tied.sum(1, keepdim=True) > room).squeeze(1).nonzero().squeeze(1)
+    if len(crowded):  # rows with more items tied at the threshold than places left: the lower ids win
+        ties = tied[crowded]
+        lowest = ties & (torch.cumsum(ties, 1, dtype=torch.int32) <= room[crowded])
+        chosen[crowded] = above[crowded] | lowest
+    ids = chosen.nonzero()[:, 1].reshape(batch, width)  # each row's chosen ids, ascending
+    picked = scores.gather(1, ids)
+    picked, order = torch.sort(picked, dim=1, descending=True, stable=True)
+    ids = ids.gather(1, order)
+    top[:, :width] = torch.where(picked == float("-inf"), -1, ids)
+    return top
+
+
+def ranking_metrics(hits: Tensor, n_relevant: Tensor, k: int) -> dict[str, Tensor]:
+    """Per-user ``recall``, ``precision``, ``hit_rate``, ``ndcg`` and ``map`` at ``k`` (see the module docstring).
+
+    ``hits``: ``[B, >= k]`` 0/1 floats, whether rank ``r`` of a user's list holds a relevant item; ``n_relevant``
+    ``[B]``: each user's number of relevant items. ``map`` is Collie's average precision at k: the precision at each
+    hit rank, summed and divided by ``min(k, n_relevant)``. Users with nothing relevant get 0 everywhere.
+    """
+    hits = hits[:, :k].to(torch.float64)
+    n_relevant = n_relevant.to(device=hits.device, dtype=torch.float64)
+    ranks = torch.arange(1, hits.shape[1] + 1, dtype=torch.float64, device=hits.device)
+    discounts = 1.0 / torch.log2(ranks + 1.0)
+    ideal = torch.cumsum(discounts, 0)
+    has = n_relevant > 0
+    denominator = torch.where(has, n_relevant, torch.ones_like(n_relevant))
+    n_hit = hits.sum(1)
+    if hits.shape[1]:
+        idcg = ideal[(torch.clamp(n_relevant, max=hits.shape[1]).long() - 1).clamp(min=0)]
+    else:
+        idcg = torch.ones_like(n_relevant)
+    zero = torch.zeros_like(n_hit)
+    return {
+        "recall": torch.where(has, n_hit / denominator, zero),
+        "precision": n_hit / k,
+        "hit_rate": (n_hit > 0).to(torch.float64),
+        "ndcg": torch.where(has, (hits @ discounts) / idcg, zero),
+        "map": torch.where(has, (hits * torch.cumsum(hits, 1) / ranks).sum(1) / torch.clamp(denominator, max=k), zero),
+    }
 
 
 def evaluate_full_ranking(
@@ -106,51 +188,30 @@ def evaluate_full_ranking(
     gt_len = gt_ptr[ids + 1] - gt_ptr[ids]
     keep = np.flatnonzero(gt_len > 0)
     kmax = ks[-1]
-    discounts = 1.0 / torch.log2(torch.arange(kmax, dtype=torch.float64) + 2.0)
-    ideal = torch.cumsum(discounts, 0)
     sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg", "hit_rate", "precision")}
     step = max(1, min(batch_size, MAX_CHUNK_SCORES // max(n_items, 1)))
     for start in range(0, len(keep), step):
         pos = keep[start : start + step]
         rows = ids[pos]
         queries = users[torch.from_numpy(pos)]
-        ex_mask = None
-        if ex_ptr is not None:
-            ex_mask = torch.zeros(len(rows), n_items, dtype=torch.bool)
-            r, c = _row_entries(ex_ptr, ex_idx, rows)
-            ex_mask[torch.from_numpy(r), torch.from_numpy(c)] = True
+        ex_mask = item_mask(ex_ptr, ex_idx, rows, n_items) if ex_ptr is not None else None
         if index is None:
-            top = _exact_top(queries, items, ex_mask, kmax)
+            scores = queries @ items.T
+            if ex_mask is not None:
+                scores.masked_fill_(ex_mask, float("-inf"))
+            top = top_k_items(scores, kmax)
         else:
             n_ex = int((ex_ptr[rows + 1] - ex_ptr[rows]).max()) if ex_ptr is not None else 0
             top = _index_top(index, queries, ex_mask, kmax, min(kmax + n_ex, n_items), n_items)
-        gt_mask = torch.zeros(len(rows), n_items + 1, dtype=torch.bool)  # last column: "no item" (-1)
-        r, c = _row_entries(gt_ptr, gt_idx, rows)
-        gt_mask[torch.from_numpy(r), torch.from_numpy(c)] = True
-        hits = gt_mask.gather(1, torch.where(top < 0, n_items, top)).to(torch.float64)
-        n_gt = torch.from_numpy(gt_len[pos]).to(torch.float64)
+        gt_mask = item_mask(gt_ptr, gt_idx, rows, n_items, extra_column=True)  # last column: "no item" (-1)
+        hits = gt_mask.gather(1, torch.where(top < 0, n_items, top))
+        n_gt = torch.from_numpy(gt_len[pos])
         for k in ks:
-            n_hit = hits[:, :k].sum(1)
-            dcg = hits[:, :k] @ discounts[:k]
-            idcg = ideal[torch.clamp(n_gt, max=k).long() - 1]
-            sums[f"recall@{k}"] += float((n_hit / n_gt).sum())
-            sums[f"precision@{k}"] += float(n_hit.sum()) / k
-            sums[f"hit_rate@{k}"] += float((n_hit > 0).sum())
-            sums[f"ndcg@{k}"] += float((dcg / idcg).sum())
+            per_user = ranking_metrics(hits, n_gt, k)
+            for m in ("recall", "ndcg", "hit_rate", "precision"):
+                sums[f"{m}@{k}"] += float(per_user[m].sum())
     n = max(len(keep), 1)
     return {key: value / n for key, value in sums.items()}
-
-
-def _exact_top(queries: Tensor, items: Tensor, ex_mask: Tensor | None, k: int) -> Tensor:
-    """``[B, k]`` item ids of the highest scores (-1 where fewer than k items are left)."""
-    scores = queries @ items.T
-    if ex_mask is not None:
-        scores.masked_fill_(ex_mask, float("-inf"))
-    top_scores, top = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-    top = torch.where(top_scores == float("-inf"), -1, top)
-    if top.shape[1] < k:
-        top = torch.cat([top, torch.full((top.shape[0], k - top.shape[1]), -1, dtype=top.dtype)], 1)
-    return top
 
 
 def _index_top(index: Any, queries: Tensor, ex_mask: Tensor | None, k: int, k_search: int, n_items: int) -> Tensor:  # noqa: ANN401
