@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 import torch
 
 from recstack.data import make_ctr_dataset
@@ -152,3 +153,30 @@ def test_din_example_beats_deepfm_without_history():
     assert _number(r"DIN\s+test AUC: ([\d.]+)", stdout) > deepfm + 0.08
     assert _number(r"DIEN \(AUGRU\)\s+test AUC: ([\d.]+)", stdout) > deepfm + 0.05
     assert _number(r"max \|diff\| ([\d.e+-]+)", stdout) < 1e-6
+
+
+# example script -> (its arguments, [(a printed number's pattern, lower bound, upper bound)]); None: unbounded
+@pytest.mark.parametrize(
+    "script, args, checks",
+    [
+        (
+            "production_rankers.py",
+            [],
+            [  # measured: 0.84 / 0.63, 0.69, 1.33 (predicting the mean: 1.53), 0.71 / 0.72
+                (r"with the a x b cross\s+test AUC: ([\d.]+)", 0.75, None),
+                (r"without crosses\s+test AUC: ([\d.]+)", None, 0.72),
+                (r"test watch AUC: ([\d.]+)", 0.62, None),
+                (r"test watch_time RMSE \(log1p seconds\): ([\d.]+)", None, 1.45),
+                (r"test like AUC: ([\d.]+)", 0.65, None),
+                (r"comment AUC: ([\d.]+)", 0.65, None),
+                (r"TorchScript max abs difference: ([\d.e+-]+)", None, 1e-6),
+            ],
+        ),
+    ],
+)
+def test_example_prints_numbers_within_bounds(script, args, checks):
+    stdout = _run(str(ROOT / "examples" / script), *args)
+    for pattern, low, high in checks:
+        value = _number(pattern, stdout)
+        assert low is None or value > low, (pattern, value)
+        assert high is None or value < high, (pattern, value)

@@ -41,7 +41,10 @@ def load_tables(config: RunConfig) -> Tables:
         df, what = _movielens_100k(data.movielens_100k, data.label)
     else:
         df, what = read_paths(data.paths or [], data.format, "data.paths")
-    df = finish_labels(df, data, what)
+    if config.tasks is None or data.label in df.columns:
+        df = finish_labels(df, data, what)
+    if config.tasks is not None:
+        check_task_columns(df, config, what)
     train, valid = split_rows(df, data.split or SplitConfig())
     return Tables(train, valid, data.label, what)
 
@@ -65,6 +68,25 @@ def finish_labels(df: pd.DataFrame, data: DataConfig, what: str) -> pd.DataFrame
     df = df.copy()
     df[data.label] = values.astype(np.float32)
     return df
+
+
+def check_task_columns(df: pd.DataFrame, config: RunConfig, what: str) -> None:
+    """`ConfigError` naming ``tasks.N.column`` for a task whose label column is not in ``df``; `SchemaError` for
+    one holding missing or non-numeric values."""
+    for i, task in enumerate(config.tasks or []):
+        if task.column not in df.columns:
+            raise ConfigError(
+                f"tasks.{i}.column: column {task.column!r} (task {task.name!r}) is not in {what}; columns: "
+                f"{_columns(df)}"
+            )
+        values = pd.to_numeric(df[task.column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise SchemaError(
+                f"{what}: label column {task.column!r} of task {task.name!r} holds {int(bad.sum())} missing or "
+                f"non-numeric value(s) (first at row {row}: {df[task.column].iloc[row]!r}); labels must be numbers"
+            )
 
 
 def _columns(df: pd.DataFrame, limit: int = 12) -> str:
@@ -129,7 +151,8 @@ def _read_atomic(path: Path) -> pd.DataFrame:
 
 
 def _movielens_100k(spec: MovieLens100K, label: str) -> tuple[pd.DataFrame, str]:
-    """One row per rating: user and item attributes as strings, genres space-separated, label rating >= threshold."""
+    """One row per rating: user and item attributes as strings, genres space-separated, label rating >= threshold,
+    and the rating itself (float32)."""
     folder = Path(spec.path) if spec.path is not None else find_ml100k()
     missing = [name for name in ML100K_FILES if not (folder / name).is_file()]
     if missing:
@@ -154,7 +177,9 @@ def _movielens_100k(spec: MovieLens100K, label: str) -> tuple[pd.DataFrame, str]
     if rating.isna().any():
         raise SchemaError(f"{folder / ML100K_FILES[0]}: rating holds non-numeric values")
     df[label] = (rating >= spec.rating_threshold).astype(np.float32)
-    df = df.drop(columns=["rating", "timestamp"], errors="ignore").reset_index(drop=True)
+    if label != "rating":
+        df["rating"] = rating.astype(np.float32)  # a regression label for multi-task models
+    df = df.drop(columns=["timestamp"], errors="ignore").reset_index(drop=True)
     return df, f"MovieLens-100K from {folder} ({len(df):,} ratings)"
 
 

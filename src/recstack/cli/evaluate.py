@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from recstack.cli import rundir
-    from recstack.cli.data import finish_labels, pair_table, read_paths
+    from recstack.cli.data import check_task_columns, finish_labels, pair_table, read_paths
     from recstack.cli.output import metrics_table
     from recstack.cli.session import load_run, read_run_config
     from recstack.cli.tasks import RetrievalTask
@@ -46,7 +46,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
             what = args.data[0]
         else:
             df, what = read_paths(args.data, stored.data.format, "--data")
-            valid_raw = finish_labels(df, stored.data, what)
+            if stored.tasks is not None:
+                check_task_columns(df, stored, what)
+            if stored.tasks is None or stored.data.label in df.columns:
+                df = finish_labels(df, stored.data, what)
+            valid_raw = df
         valid = task.data.pipeline.transform(valid_raw)
     if isinstance(task, RetrievalTask):
         metrics = task.evaluate(model, valid, valid_raw)

@@ -10,7 +10,7 @@ from torch import nn
 from recstack.cli import rundir
 from recstack.cli.data import Tables, load_tables
 from recstack.cli.features import build_features
-from recstack.cli.tasks import Encoded, Task, make_task
+from recstack.cli.tasks import Encoded, Task, make_task, task_label_columns
 from recstack.config import RunConfig, model_entry, read_yaml, validate
 from recstack.features import FeaturePipeline
 
@@ -21,7 +21,7 @@ def prepare(config: RunConfig, pipeline: FeaturePipeline | None = None, tables: 
     tables = tables if tables is not None else load_tables(config)
     features, towers = build_features(config.features, list(tables.train.columns))
     if pipeline is None:
-        pipeline = FeaturePipeline(features, label_columns=tables.label).fit(tables.train)
+        pipeline = FeaturePipeline(features, label_columns=task_label_columns(config)).fit(tables.train)
     data = Encoded(pipeline, pipeline.transform(tables.train), pipeline.transform(tables.valid), tables, towers)
     return make_task(config, entry, data)
 

@@ -1,8 +1,9 @@
 """How ``recstack train`` builds, trains, evaluates and exports each kind of registered model.
 
 A task wraps one model kind (see `recstack.config.register_model`): ranking models train on pointwise labels,
-two-tower and matrix-factorization models on positive (user, item) pairs and are evaluated by full-corpus
-ranking of the validation positives. A new model family registers a `Task` subclass with `register_task`.
+multi-task ranking models on one label column per configured task (``tasks``), two-tower and
+matrix-factorization models on positive (user, item) pairs and are evaluated by full-corpus ranking of the
+validation positives. A new model family registers a `Task` subclass with `register_task`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch import nn
 from recstack.cli.data import Tables
 from recstack.cli.features import tower_columns
 from recstack.config import ConfigError, RunConfig
-from recstack.config.registry import MATRIX_FACTORIZATION, RANKING, TWO_TOWER, ModelEntry
+from recstack.config.registry import MATRIX_FACTORIZATION, MULTITASK, RANKING, TWO_TOWER, ModelEntry
 from recstack.data import DataFrameDataset
 from recstack.data.implicit import CSR
 from recstack.features import FeaturePipeline, SparseFeat, get_feature_names, hash_values
@@ -165,6 +166,124 @@ class RankingTask(Task):
             self.data.pipeline.save(folder / "pipeline")
             scripted.save(str(folder / "model.pt"))
         return f"ranking model {out}: pipeline/ and TorchScript model.pt (eager vs TorchScript max |diff| {gap:.1e})"
+
+
+# ---- multi-task ranking ---------------------------------------------------------------------------------
+
+BINARY_TASK_METRICS = ("auc", "logloss")
+REGRESSION_TASK_METRICS = ("rmse", "mae", "mse")
+
+
+def task_label_columns(config: RunConfig) -> list[str]:
+    """The label columns the pipeline carries: each task's column once (multi-task), else ``data.label``."""
+    if config.tasks is None:
+        return [config.data.label]
+    return list(dict.fromkeys(t.column for t in config.tasks))
+
+
+class MultiTaskTask(RankingTask):
+    """Multi-task ranking models (MMOE, PLE, DCNv2...): one label column and type per configured task, one loss per
+    task; metrics per task (``<task>_auc`` for binary tasks, ``<task>_rmse`` for regression tasks, on the labels'
+    scale as ``predict`` gives them); exported as TorchScript + pipeline like the single-task models."""
+
+    kind = MULTITASK
+
+    def __init__(self, config: RunConfig, entry: ModelEntry, data: Encoded) -> None:
+        if config.tasks is None:
+            raise ConfigError(
+                f"tasks: {entry.name} is a multi-task model; list two or more tasks, each "
+                "{name, column, type: binary | regression}"
+            )
+        self.tasks = config.tasks
+        super().__init__(config, entry, data)
+        self.labels(data.train)  # a binary task without a threshold on a column outside [0, 1] fails here
+
+    def default_metrics(self) -> list[str]:
+        return ["auc", "logloss", "rmse"]
+
+    def check_metrics(self) -> None:
+        known = BINARY_TASK_METRICS + REGRESSION_TASK_METRICS
+        for name in self.metrics:
+            if str(name).lower() not in known:
+                raise ConfigError(
+                    f"metrics: {name!r} is not a multi-task metric; use {', '.join(BINARY_TASK_METRICS)} (binary "
+                    f"tasks) or {', '.join(REGRESSION_TASK_METRICS)} (regression tasks)"
+                )
+
+    def labels(self, batch: Batch) -> np.ndarray:
+        cols = []
+        for i, t in enumerate(self.tasks):
+            values = np.asarray(batch[t.column.lower()], dtype=np.float32)
+            if t.threshold is not None:
+                values = (values >= t.threshold).astype(np.float32)
+            elif t.type == "binary" and len(values) and ((values < 0) | (values > 1)).any():
+                raise ConfigError(
+                    f"tasks.{i}.threshold: task {t.name!r} is binary but column {t.column!r} holds values outside "
+                    f"[0, 1] (min {values.min():g}, max {values.max():g}); set a threshold (label = column >= it)"
+                )
+            cols.append(values)
+        return np.stack(cols, 1)
+
+    def build(self) -> nn.Module:
+        cols = self.data.pipeline.feature_columns
+        t = self.config.trainer
+        model = self.entry.factory(
+            cols,
+            task_types=[task.type for task in self.tasks],
+            task_names=[task.name for task in self.tasks],
+            seed=t.seed,
+            device=t.device,
+            **self._params(),
+        )
+        model.compile(
+            t.optimizer,
+            [task.loss for task in self.tasks] if any(task.loss for task in self.tasks) else None,
+            metrics=self._fit_metrics(),
+            lr=t.lr,
+            loss_weights=[task.weight for task in self.tasks],
+        )
+        return model
+
+    def _fit_metrics(self) -> list[str]:
+        return [m.lower() for m in self.metrics]
+
+    def evaluate(self, model: nn.Module, valid: Batch | None = None) -> dict[str, float]:
+        from recstack.evaluation.pointwise import get_metric
+
+        valid = self.data.valid if valid is None else valid
+        y = self.labels(valid)
+        pred = model.predict(self.inputs(valid), batch_size=EVAL_BATCH)
+        out: dict[str, float] = {}
+        for j, task in enumerate(self.tasks):
+            wanted = BINARY_TASK_METRICS if task.type == "binary" else REGRESSION_TASK_METRICS
+            for name in self.metrics:
+                key = str(name).lower()
+                if key in wanted:
+                    out[f"{task.name}_{key}"] = float(get_metric(key)[1](y[:, j], pred[:, j]))
+        return out
+
+    def export(self, model: nn.Module, out: Path, backend: str) -> str:
+        from recstack.storage import write_artifact
+
+        model.eval()
+        scripted = torch.jit.script(model)
+        sample = {k: torch.as_tensor(v[:256]) for k, v in self.inputs(self.data.valid).items()}
+        with torch.no_grad():
+            gap = float((scripted(sample) - model(sample)).abs().max()) if len(self.data.valid) else 0.0
+        meta = {
+            "model": self.entry.name,
+            "inputs": list(sample),
+            "tasks": [task.model_dump(mode="json") for task in self.tasks],
+            "task_names": [task.name for task in self.tasks],
+            "torchscript_max_abs_diff": gap,
+        }
+        with write_artifact(out, "recstack.RankingModel", meta=meta) as folder:
+            self.data.pipeline.save(folder / "pipeline")
+            scripted.save(str(folder / "model.pt"))
+        return (
+            f"multi-task ranking model {out} ({', '.join(meta['task_names'])}): pipeline/ and TorchScript model.pt "
+            f"(eager vs TorchScript max |diff| {gap:.1e})"
+        )
 
 
 # ---- retrieval ------------------------------------------------------------------------------------------
@@ -481,6 +600,7 @@ class MatrixFactorizationTask(RetrievalTask):
 
 TASKS: dict[str, type[Task]] = {
     RANKING: RankingTask,
+    MULTITASK: MultiTaskTask,
     TWO_TOWER: TwoTowerTask,
     MATRIX_FACTORIZATION: MatrixFactorizationTask,
 }
@@ -493,6 +613,11 @@ def register_task(kind: str, task: type[Task]) -> None:
 
 def make_task(config: RunConfig, entry: ModelEntry, data: Encoded) -> Task:
     """The task that drives ``entry``'s kind."""
+    if config.tasks is not None and entry.kind != MULTITASK:
+        raise ConfigError(
+            f"tasks: {entry.name} is a {entry.kind} model, which trains on data.label alone; remove tasks or name a "
+            "multi-task model (MMOE, PLE, DCNv2...)"
+        )
     if entry.kind not in TASKS:
         raise ConfigError(
             f"model.name: {entry.name} is registered as kind {entry.kind!r}, which no task trains; "

@@ -13,6 +13,8 @@ from recstack.config.errors import ConfigError
 RANKING = "ranking"
 TWO_TOWER = "two_tower"
 MATRIX_FACTORIZATION = "matrix_factorization"
+MULTITASK = "multitask"
+MULTITASK_MODELS = ("DCNv2", "ESMM", "LikeCommentModel", "MMOE", "PLE", "SharedBottom")
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,10 @@ def register_model(name: str, factory: Callable[..., Any], kind: str, filled: It
 
     ``kind`` picks how ``recstack train`` feeds and evaluates the model: ``"ranking"`` (a single-task
     DeepCTR-style model built as ``factory(linear_columns, dnn_columns, seed=..., device=..., **params)``),
-    ``"two_tower"`` or ``"matrix_factorization"``; a new family (multi-task models, say) registers its models
-    under a new kind together with a task for that kind (`recstack.cli.tasks.register_task`). ``filled``
-    lists the constructor arguments the trainer sets from the data and pipeline.
+    ``"multitask"`` (built as ``factory(dnn_columns, task_types=..., task_names=..., seed=..., device=...,
+    **params)`` from the config's ``tasks``), ``"two_tower"`` or ``"matrix_factorization"``; a new family
+    registers its models under a new kind together with a task for that kind (`recstack.cli.tasks.register_task`).
+    ``filled`` lists the constructor arguments the trainer sets from the data and pipeline.
     """
     _MODELS[name] = ModelEntry(name, factory, kind, tuple(filled))
 
@@ -58,12 +61,16 @@ def _load_builtins() -> None:
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
+    import recstack.models as models
     from recstack.models import MatrixFactorizationModel, TwoTowerModel, ranking
 
-    for name in ranking.__all__:
-        cls = getattr(ranking, name)
+    for name in [*ranking.__all__, "WideAndDeep"]:
+        cls = getattr(models, name)
         columns = [p for p in inspect.signature(cls).parameters if p.endswith("feature_columns")][:2]
         register_model(name, cls, RANKING, filled=(*columns, "seed", "device"))
+    for name in MULTITASK_MODELS:
+        filled = ("dnn_feature_columns", "task_types", "task_names", "seed", "device")
+        register_model(name, getattr(models, name), MULTITASK, filled=filled)
     tower_filled = (
         "user_feature_columns",
         "item_feature_columns",

@@ -193,6 +193,27 @@ class OutputConfig(Section):
     name: str | None = Field(None, description="run directory name (default: the config file's name)")
 
 
+class TaskConfig(Section):
+    """One task of a multi-task model: its name, its label column and type, how its label is made and weighed."""
+
+    name: str = Field(min_length=1, description="the task's name: its metrics are logged as NAME_auc, NAME_rmse...")
+    column: str = Field(min_length=1, description="the label column (numeric)")
+    type: Literal["binary", "regression"]
+    threshold: float | None = Field(None, description="binary: label = (column >= this); else 0/1 values")
+    loss: Literal["binary_crossentropy", "mse", "mae"] | None = Field(
+        None, description="default: binary_crossentropy for binary tasks, mse for regression tasks"
+    )
+    weight: float = Field(1.0, ge=0.0, description="the task's weight in the training loss")
+
+    @model_validator(mode="after")
+    def _threshold_is_binary(self) -> TaskConfig:
+        if self.threshold is not None and self.type != "binary":
+            raise ValueError(f"threshold makes a binary label; task {self.name!r} has type {self.type!r}")
+        if self.loss == "binary_crossentropy" and self.type != "binary":
+            raise ValueError(f"task {self.name!r} is a regression task: its loss must be 'mse' or 'mae'")
+        return self
+
+
 class RunConfig(Section):
     """A whole ``recstack train`` configuration."""
 
@@ -200,5 +221,24 @@ class RunConfig(Section):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     model: ModelConfig
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
-    metrics: list[str] = Field([], description="ranking: auc, logloss...; retrieval: recall@K, ndcg@K...")
+    metrics: list[str] = Field(
+        [],
+        description="ranking: auc, logloss...; multi-task: per task, e.g. auc for binary and rmse for regression "
+        "tasks; retrieval: recall@K, ndcg@K...",
+    )
     output: OutputConfig = Field(default_factory=OutputConfig)
+    tasks: list[TaskConfig] | None = Field(
+        None, description="multi-task models: two or more tasks, each a label column with its type"
+    )
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks_distinct(cls, tasks: list[TaskConfig] | None) -> list[TaskConfig] | None:
+        if tasks is not None:
+            if len(tasks) < 2:
+                raise ValueError(f"a multi-task model needs two or more tasks, got {len(tasks)}")
+            names = [t.name for t in tasks]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise ValueError(f"task names must be distinct; repeated: {repeated}")
+        return tasks

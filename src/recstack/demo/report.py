@@ -58,6 +58,13 @@ def render_report(summary: Mapping[str, Any]) -> str:
     lines += ["", "## Ranking", "", "| task | AUC | popularity AUC | random AUC |", "| --- | --- | --- | --- |"]
     for task, auc in ranking["auc"].items():
         lines.append(f"| {task} | {auc:.4f} | {ranking['popularity_auc'][task]:.4f} | {ranking['random_auc']:.4f} |")
+    if ranking.get("rmse"):
+        lines += ["", "| task | RMSE (log1p) | predicting the training mean |", "| --- | --- | --- |"]
+        for task, rmse in ranking["rmse"].items():
+            lines.append(f"| {task} | {rmse:.4f} | {ranking['mean_rmse'][task]:.4f} |")
+    if ranking.get("blend_weights") and ranking.get("blend_auc") is not None:
+        terms = " + ".join(f"{w:g} x probit({t})" for t, w in ranking["blend_weights"].items())
+        lines += ["", f"Served ranking score: {terms} (`recstack.blend`); its watch AUC {ranking['blend_auc']:.4f}."]
     lines += ["", "## Bundle", "", f"`{summary['bundle']}` (version {summary['bundle_version']})", ""]
     service = summary.get("service")
     if service:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from recstack.demo.output import prepare_output, write_report, write_summary
-from recstack.demo.ranking import RankerResult, RankerStep, train_watch_ranker
+from recstack.demo.ranking import RankerResult, RankerStep, train_watch_time_ranker
 from recstack.demo.report import baseline_line, item_lines, render_report, shell
 from recstack.demo.retrieval import RetrieverResult, train_retriever
 from recstack.demo.service import ServiceProcess, serve_command
@@ -79,19 +79,19 @@ def run_demo(
     epochs: int = DEFAULT_EPOCHS,
     k: int = 10,
     threads: int | None = 1,
-    ranker_step: RankerStep = train_watch_ranker,
+    ranker_step: RankerStep = train_watch_time_ranker,
     say: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
-    """Generate a synthetic short-video log of ``rows`` plays, fit the production V1 feature pipeline, train a
-    two-tower retriever and a ranker (``ranker_step``), print their metrics beside popularity and random, export
-    the bundle to ``out``/bundle and, with ``serve``, start the HTTP service, ask it for ``k`` items for two
-    users and stop it. ``out`` defaults to a new temporary directory; a non-empty directory that no demo wrote
-    is refused (`OverwriteError`). ``users`` / ``items`` default to ``rows`` / 40 and ``rows`` / 15. ``threads``
-    is torch's thread count while the demo runs (restored after; None keeps torch's): its small batches train
-    several times faster on one thread than on two when other processes share the cores.
+    """Generate a synthetic short-video log of ``rows`` plays, fit the production V1 feature pipeline, train a two-tower
+    retriever and a ranker (``ranker_step``; by default the two-head watch / watch-time DCNv2), print their metrics
+    beside popularity and random, export the bundle to ``out``/bundle and, with ``serve``, start the HTTP service, ask
+    it for ``k`` items for two users and stop it. ``out`` defaults to a new temporary directory; a non-empty directory
+    that no demo wrote is refused (`OverwriteError`). ``users`` / ``items`` default to ``rows`` / 40 and ``rows`` / 15.
+    ``threads`` is torch's thread count while the demo runs (restored after; None keeps torch's): its small batches
+    train several times faster on one thread than on two when other processes share the cores.
 
-    Returns the summary also written to ``out``/demo.json: data sizes, metrics and baselines, paths, the served
-    items and the request latency, seconds per step."""
+    Returns the summary also written to ``out``/demo.json: data sizes, metrics and baselines, paths, the served items
+    and the request latency, seconds per step."""
     rows = _check_count("rows", rows, 2_000)
     users = _check_count("users", users if users is not None else max(100, rows // 40), 10)
     items = _check_count("items", items if items is not None else max(300, rows // 15), 10)
@@ -129,7 +129,7 @@ def run_demo(
             )
         if serve:
             with steps.step("serve: python -m recstack.serve, then POST /recommend for two users", "serve"):
-                summary["service"] = _serve_and_ask(root, data, retriever, k, steps)
+                summary["service"] = _serve_and_ask(root, data, retriever, ranker, k, steps)
         else:
             steps.number += 1
             say(f"[{steps.number}/{STEPS}] serve: skipped (serve=False)")
@@ -201,17 +201,29 @@ def _describe_ranking(result: RankerResult, steps: _Steps) -> dict[str, Any]:
         name = type(models[task]).__name__ if task in models else type(result.ranker).__name__
         values = {name: auc, "popularity": result.popularity_auc[task], "random": result.random_auc}
         steps.detail("  " + baseline_line(f"{task} AUC", values))
+    for task, rmse in result.rmse.items():
+        name = type(models[task]).__name__ if task in models else type(result.ranker).__name__
+        values = {name: rmse, "training mean": result.mean_rmse[task]}
+        steps.detail("  " + baseline_line(f"{task} RMSE (log1p)", values))
+    if result.blend_weights is not None and result.blend_auc is not None:
+        terms = " + ".join(f"{w:g} x probit({t})" for t, w in result.blend_weights.items())
+        steps.detail(f"  served ranking score: {terms}; its watch AUC {result.blend_auc:.4f}")
     return {
         "description": result.description,
         "auc": result.auc,
         "popularity_auc": result.popularity_auc,
         "random_auc": result.random_auc,
+        "rmse": result.rmse,
+        "mean_rmse": result.mean_rmse,
+        "blend_weights": result.blend_weights,
+        "blend_auc": result.blend_auc,
     }
 
 
 def _export(path: Path, data: ShortVideoData, retriever: RetrieverResult, ranker: RankerResult) -> Artifact:
     metrics = {f"{name}_{k}": v for name, vals in retriever.full_corpus.items() for k, v in vals.items()}
     metrics.update({f"{task}_auc": auc for task, auc in ranker.auc.items()})
+    metrics.update({f"{task}_rmse": rmse for task, rmse in ranker.rmse.items()})
     export_bundle(
         path,
         retriever.model,
@@ -228,7 +240,7 @@ def _export(path: Path, data: ShortVideoData, retriever: RetrieverResult, ranker
 
 
 def _serve_and_ask(
-    root: Path, data: ShortVideoData, retriever: RetrieverResult, k: int, steps: _Steps
+    root: Path, data: ShortVideoData, retriever: RetrieverResult, ranker: RankerResult, k: int, steps: _Steps
 ) -> dict[str, Any]:
     users = retriever.validation.users.head(2)
     columns = [c for c in USER_COLUMNS if c in users.columns]
@@ -244,6 +256,8 @@ def _serve_and_ask(
         "rank": True,
         "candidates": candidates,
     }
+    if ranker.blend_weights is not None:
+        body["blend"] = {"weights": ranker.blend_weights, "transform": "probit"}
     request_path = root / REQUEST_FILE
     _write_json(request_path, body)
     with ServiceProcess(root / "bundle", root / "serve.log", name=SERVICE_NAME) as service:
