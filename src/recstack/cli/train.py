@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ EXAMPLE = """examples:
   recstack train configs/deepfm_ctr.yaml
   recstack train configs/deepfm_ctr.yaml --set trainer.epochs=5 --set data.synthetic.rows=5000 --out runs/small
   recstack train --resume runs/deepfm_ctr --set trainer.epochs=4      # continue to epoch 4
+  recstack train configs/deepfm_ctr.yaml --strategy ray --num-workers 2  # on Ray (RAY_ADDRESS: a cluster)
 """
 
 
@@ -42,6 +44,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "output.dir/output.name, or a fresh NAME-2... when taken)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    parser.add_argument(
+        "--strategy",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process; ray: data-parallel Ray Train workers (needs the distributed extra; the cluster "
+        "at RAY_ADDRESS, else a local Ray instance)",
+    )
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="Ray Train workers with --strategy ray (default 2); trainer.batch_size is per worker",
+    )
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:  # noqa: ANN401
@@ -78,6 +94,18 @@ def _resume_config(args: argparse.Namespace, run: Path) -> RunConfig:
     return wanted
 
 
+def _strategy(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
+    """The block in which the task's Trainer picks up ``--strategy`` / ``--num-workers``."""
+    if args.strategy == "local":
+        return contextlib.nullcontext()
+    from recstack.training.distributed import require_ray
+    from recstack.training.trainer import default_strategy
+
+    require_ray()
+    print(f"strategy: ray, {args.num_workers} worker(s)")
+    return default_strategy("ray", num_workers=args.num_workers)
+
+
 def run_train(args: argparse.Namespace) -> int:
     from recstack.cli import rundir
     from recstack.cli.output import metrics_table, write_report
@@ -89,6 +117,8 @@ def run_train(args: argparse.Namespace) -> int:
     from recstack.training import Callback, EarlyStopping, ModelCheckpoint
 
     started = time.perf_counter()
+    if args.strategy == "ray" and args.num_workers < 1:
+        raise UsageError(f"--num-workers must be at least 1, got {args.num_workers}")
     resume = args.resume is not None
     if resume:
         if args.out:
@@ -153,9 +183,12 @@ def run_train(args: argparse.Namespace) -> int:
     (run / rundir.CHECKPOINTS).mkdir(exist_ok=True)
     print(f"model: {config.model.name} ({task.kind}); training {config.trainer.epochs - done} epoch(s)")
     try:
-        task.fit(model, callbacks, done, checkpoint, verbose=0 if args.quiet else 1)
+        with _strategy(args):
+            task.fit(model, callbacks, done, checkpoint, verbose=0 if args.quiet else 1)
     except LogKeyError as exc:
         raise ConfigError(f"trainer.callbacks: {exc}") from None
+    if args.strategy == "ray":  # the callbacks ran on the first Ray worker, which wrote history.json
+        history.records = rundir.read_history(run)
     rundir.save_weights(model, run)
 
     metrics = task.evaluate(model)

@@ -178,9 +178,13 @@ class BaseModel(nn.Module):
         else:
             pred = _activate(logits, self.task)
             loss = F.mse_loss(pred, y, reduction="sum") if loss_name == "mse" else F.l1_loss(pred, y, reduction="sum")
+        out = {"pred": pred.detach(), "target": y, "reduction": "sum"}
         if self.training:
-            loss = loss + self.regularization_loss()
-        return {"loss": loss, "pred": pred.detach(), "target": y, "reduction": "sum"}
+            reg = self.regularization_loss()
+            loss = loss + reg
+            out["regularization"] = reg  # counted once over the workers of a distributed fit
+        out["loss"] = loss
+        return out
 
     @torch.jit.unused
     def validation_step(self, batch: dict[str, Tensor]) -> dict[str, Any]:
@@ -286,6 +290,11 @@ class BaseModel(nn.Module):
         shuffle: bool = True,
         callbacks: Sequence[Callback] | None = None,
         malloc_tuning: bool = False,
+        strategy: str | None = None,
+        num_workers: int | None = None,
+        use_gpu: bool | None = None,
+        resources_per_worker: dict[str, float] | None = None,
+        ray: Any = None,  # noqa: ANN401 - a recstack.training.distributed.RayOptions
     ) -> History:
         """Train on ``x`` (dict of arrays or DataFrame) and ``y``; returns the History (DeepCTR semantics).
 
@@ -293,6 +302,12 @@ class BaseModel(nn.Module):
         ``validation_split`` (Keras semantics), which holds out the last rows, before shuffling. Bad arguments
         raise `ArgumentError`, bad inputs `SchemaError`, bad labels `LabelError`, all before any training.
         ``malloc_tuning`` is passed to the `Trainer` (process-wide glibc malloc settings; off by default).
+
+        ``strategy="ray"`` (default "local") trains on ``num_workers`` Ray Train workers (``use_gpu``: one GPU each;
+        ``resources_per_worker`` as in Ray's ``ScalingConfig``; ``ray``: a `RayOptions` with the cluster
+        address, storage and ``max_failures``). The arrays go into Ray's object store once and each worker trains
+        on its own batches; ``batch_size`` is per worker, so a step covers ``num_workers * batch_size`` rows.
+        Callbacks run on the first worker. See ``docs/distributed.md``.
         """
         compiled = self._require_compiled()
         batch_size = _check_batch_size(batch_size, "fit")
@@ -336,6 +351,11 @@ class BaseModel(nn.Module):
             callbacks=callbacks,
             verbose=verbose,
             malloc_tuning=malloc_tuning,
+            strategy=strategy,
+            num_workers=num_workers,
+            use_gpu=use_gpu,
+            resources_per_worker=resources_per_worker,
+            ray=ray,
         )
         self._trainer = trainer
         return trainer.fit(train, val, epochs=epochs, initial_epoch=initial_epoch)
@@ -526,6 +546,8 @@ class TaskMetricTrainer(Trainer):
 
     def _metric_logs(self, preds: list[Tensor], targets: list[Tensor]) -> dict[str, float]:
         groups, self._groups = self._groups, []
+        if self.sync is not None:  # over the union of the workers' rows
+            preds, targets, groups = self.gathered(preds), self.gathered(targets), self.gathered(groups)
         if not self.plan or not preds:
             return {}
         p = torch.cat(preds).numpy()

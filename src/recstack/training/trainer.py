@@ -8,14 +8,18 @@ A model plugs in through Lightning-style hooks:
 * ``validation_step(batch) -> dict`` (optional, defaults to ``training_step`` without gradients);
 * ``configure_optimizers() -> Optimizer`` (used when no optimizer is passed);
 * ``configure_lr_scheduler(optimizer) -> scheduler | None`` (stepped once per epoch).
+
+``strategy="ray"`` runs the same loop on ``num_workers`` Ray Train workers (`recstack.training.distributed`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +42,23 @@ from recstack.training.malloc import keep_freed_memory, requested
 from recstack.training.optim import CombinedOptimizer, RowSparseOptimizer
 
 Batch = dict[str, Tensor]
+STRATEGIES = ("local", "ray")
+# what a Trainer built without an explicit strategy uses (set by `default_strategy`)
+_DEFAULT_STRATEGY: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "recstack_default_strategy", default=None
+)
+
+
+@contextlib.contextmanager
+def default_strategy(strategy: str, **settings: Any) -> Iterator[None]:  # noqa: ANN401
+    """Within the block, a `Trainer` built without ``strategy`` uses this one and these settings
+    (``num_workers``, ``use_gpu``, ``resources_per_worker``, ``ray``): how ``recstack train --strategy ray``
+    reaches the Trainer of every model kind."""
+    token = _DEFAULT_STRATEGY.set({"strategy": strategy, **settings})
+    try:
+        yield
+    finally:
+        _DEFAULT_STRATEGY.reset(token)
 
 
 class Trainer:
@@ -47,6 +68,13 @@ class Trainer:
     else float16 with loss scaling that also covers the row-sparse embedding gradients; ``amp_dtype`` forces one.
     ``malloc_tuning=True`` (or ``RECSTACK_MALLOC_TUNING=1``) makes `fit` apply process-wide glibc malloc settings
     that keep freed training buffers in the process (`recstack.training.malloc`); off by default.
+
+    ``strategy="ray"`` (default: "local", or the one `default_strategy` sets) makes `fit` train on ``num_workers``
+    Ray Train workers (data-parallel, each on its own shard of the data, ``use_gpu`` for one GPU each,
+    ``resources_per_worker`` as in Ray's ``ScalingConfig``); ``ray`` (a `recstack.training.distributed.RayOptions`)
+    sets the cluster address, storage and failure handling. The model and optimizer end in the state the workers
+    reached. A step may return ``regularization`` (the part of its loss that does not depend on the rows), which a
+    distributed fit counts once over the workers. See ``docs/distributed.md``.
     """
 
     def __init__(
@@ -61,6 +89,11 @@ class Trainer:
         device: str | torch.device | None = None,
         amp_dtype: torch.dtype | None = None,
         malloc_tuning: bool = False,
+        strategy: str | None = None,
+        num_workers: int | None = None,
+        use_gpu: bool | None = None,
+        resources_per_worker: dict[str, float] | None = None,
+        ray: Any = None,  # noqa: ANN401 - a RayOptions; typed loosely so that Ray stays optional
     ) -> None:
         if not hasattr(model, "training_step"):
             raise TypeError(f"{type(model).__name__} has no training_step(batch): the Trainer needs one")
@@ -83,6 +116,26 @@ class Trainer:
         self.scheduler: Any = None
         self.history = History()
         self.has_validation = False  # whether the current (or last) fit validates after each epoch
+        if strategy is None:  # the block's default (see `default_strategy`), settings given here win
+            defaults = _DEFAULT_STRATEGY.get() or {"strategy": "local"}
+            strategy = defaults["strategy"]
+            num_workers = defaults.get("num_workers", 1) if num_workers is None else num_workers
+            use_gpu = defaults.get("use_gpu", False) if use_gpu is None else use_gpu
+            resources_per_worker = resources_per_worker or defaults.get("resources_per_worker")
+            ray = ray if ray is not None else defaults.get("ray")
+        num_workers = 1 if num_workers is None else num_workers
+        if strategy not in STRATEGIES:
+            raise ArgumentError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+            raise ArgumentError(f"num_workers must be an int >= 1, got {num_workers!r}")
+        self.strategy = strategy
+        self.num_workers = num_workers
+        self.use_gpu = bool(use_gpu)
+        self.resources_per_worker = resources_per_worker
+        self.ray = ray
+        # set on each worker of a distributed fit: combines gradients, losses and predictions of the workers
+        self.sync: Any = None
+        self.last_ray_run: dict[str, Any] | None = None  # name, storage and timings of the last Ray fit
 
     # ---- optimizers and checkpoints ------------------------------------------------------------------
 
@@ -136,7 +189,12 @@ class Trainer:
         """Train from ``initial_epoch`` up to ``epochs`` (Keras semantics); returns the `History`.
 
         With ``malloc_tuning`` (or ``RECSTACK_MALLOC_TUNING=1``) it first applies `keep_freed_memory`.
+        With ``strategy="ray"`` the data must be one the workers can split (see `recstack.training.distributed`).
         """
+        if self.strategy == "ray":
+            from recstack.training.distributed.launch import fit_on_ray
+
+            return fit_on_ray(self, train_data, val_data, epochs, initial_epoch)
         if requested(self.malloc_tuning):
             keep_freed_memory()
         opt = self._ensure_optimizer()
@@ -164,6 +222,8 @@ class Trainer:
                 print(f"Epoch {epoch + 1}/{epochs} - {seconds:.1f}s - {shown}")
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
+            if self.sync is not None:  # callbacks run on one worker: its verdict holds for all
+                self.stop_training = self.sync.broadcast_flag(self.stop_training)
             if self.stop_training:
                 break
         for cb in callbacks:
@@ -204,23 +264,43 @@ class Trainer:
         bar = tqdm(data, total=total, desc=f"Epoch {epoch + 1}/{epochs}", disable=self.verbose != 1, leave=False)
         scaler = torch.amp.GradScaler("cuda") if self.amp and self.amp_dtype == torch.float16 else None
         sparse_opts = _row_sparse_optimizers(opt)
-        for step, batch in enumerate(bar):
-            batch = self._to_device(batch)
+        sync = self.sync
+        batches = iter(bar)
+        step = -1
+        while True:
+            batch = next(batches, None)
+            if batch is None and sync is None:
+                break
+            step += 1
             opt.zero_grad(set_to_none=True)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                out = self.model.training_step(batch)
-            loss, pred, target, rows = _unpack(out, batch)
-            if not torch.isfinite(loss):
-                opt.zero_grad(set_to_none=True)
-                raise LabelError(f"training loss became {loss.item()} at epoch {epoch + 1}, step {step}")
+            out: Any = None
+            rows = 0
+            if batch is not None:
+                batch = self._to_device(batch)
+                with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+                    out = self.model.training_step(batch)
+                loss, pred, target, rows = _unpack(out, batch)
+                if not torch.isfinite(loss):
+                    opt.zero_grad(set_to_none=True)
+                    raise LabelError(f"training loss became {loss.item()} at epoch {epoch + 1}, step {step}")
+            objective = loss if batch is not None else None
+            if sync is not None:
+                # weights that make the workers' summed gradient that of one loss over all their rows
+                any_active, weight, share = sync.begin_step(batch is not None, rows, _loss_rows(out, rows) == 1)
+                if not any_active:
+                    break
+                if objective is not None:
+                    reg = out.get("regularization") if isinstance(out, dict) else None
+                    objective = loss * weight if reg is None else loss * weight + reg * (share - weight)
             finite = True
+            if objective is not None:
+                (scaler.scale(objective) if scaler is not None else objective).backward()
+            if sync is not None:
+                sync.combine()
             if scaler is not None:
-                scaler.scale(loss).backward()
                 scaler.unscale_(opt)  # dense gradients; embedding rows of row-sparse optimizers are not params
                 inv_scale = 1.0 / scaler.get_scale()
                 finite = all([o.unscale_(inv_scale) for o in sparse_opts])
-            else:
-                loss.backward()
             if self.grad_clip_norm is not None:
                 params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
                 torch.nn.utils.clip_grad_norm_(params, self.grad_clip_norm)
@@ -232,6 +312,8 @@ class Trainer:
                 scaler.update()
             else:
                 opt.step()
+            if batch is None:
+                continue
             total_loss += float(loss.detach()) * rows / max(_loss_rows(out, rows), 1)
             total_rows += rows
             _add_logs(extra, out, rows)
@@ -242,6 +324,9 @@ class Trainer:
                 bar.set_postfix(loss=f"{total_loss / max(total_rows, 1):.4f}")
             for cb in callbacks:
                 cb.on_batch_end(step, {"loss": float(loss.detach())})
+        if sync is not None:
+            sync.sync_buffers()
+            total_loss, total_rows, extra = self._summed(total_loss, total_rows, extra)
         if total_rows == 0:
             raise ArgumentError(f"fit: the training data gave 0 rows in epoch {epoch + 1}: nothing to train on")
         logs = {"loss": total_loss / max(total_rows, 1)}
@@ -268,6 +353,8 @@ class Trainer:
             if pred is not None and target is not None:
                 preds.append(pred.float().reshape(rows, -1).cpu())
                 targets.append(target.float().reshape(rows, -1).cpu())
+        if self.sync is not None:
+            total_loss, total_rows, extra = self._summed(total_loss, total_rows, extra)
         if total_rows == 0:
             raise ArgumentError("evaluate: the data gave 0 rows; loss and metrics need at least one")
         logs = {"loss": total_loss / max(total_rows, 1)}
@@ -284,7 +371,19 @@ class Trainer:
             return np.zeros((0, 1))
         return torch.cat(outs).numpy().astype(np.float64)
 
+    def _summed(self, loss: float, rows: int, extra: dict[str, float]) -> tuple[float, int, dict[str, float]]:
+        """The epoch's loss, rows and step logs added up over the workers of a distributed fit."""
+        keys = sorted(set().union(*self.sync.gather_objects(sorted(extra))))
+        values = self.sync.sum_floats([loss, float(rows)] + [extra.get(k, 0.0) for k in keys])
+        return values[0], int(values[1]), dict(zip(keys, values[2:]))
+
+    def gathered(self, parts: list[Tensor]) -> list[Tensor]:
+        """``parts`` (row blocks) of every worker of a distributed fit; ``parts`` itself in one process."""
+        return parts if self.sync is None else self.sync.gather(parts)
+
     def _metric_logs(self, preds: list[Tensor], targets: list[Tensor]) -> dict[str, float]:
+        if self.sync is not None:  # metrics over the union of the workers' predictions, not a mean of theirs
+            preds, targets = self.gathered(preds), self.gathered(targets)
         if not self.metrics or not preds:
             return {}
         p = torch.cat(preds).numpy()

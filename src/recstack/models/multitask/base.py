@@ -88,9 +88,13 @@ class MultiTaskModel(BaseModel):
         weights = torch.tensor(compiled["loss_weights"], dtype=per_task.dtype, device=per_task.device)
         total = (per_task * weights).sum()
         logs = {f"{name}_loss": value / rows for name, value in zip(self.task_names, per_task.detach().tolist())}
+        out: dict[str, Any] = {"pred": pred.detach(), "target": y, "reduction": "sum", "logs": logs}
         if self.training:
-            total = total + self.regularization_loss()
-        return {"loss": total, "pred": pred.detach(), "target": y, "reduction": "sum", "logs": logs}
+            reg = self.regularization_loss()
+            total = total + reg
+            out["regularization"] = reg  # counted once over the workers of a distributed fit
+        out["loss"] = total
+        return out
 
     @torch.jit.unused
     def step_log_keys(self) -> list[str]:
