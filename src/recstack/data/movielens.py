@@ -49,15 +49,17 @@ class MovieLensSource:
         return f"MovieLens-100K ({self.kind} files) in {self.folder}"
 
 
-def _recbole_folder() -> Path | None:
-    from recstack.cli.data import find_ml100k  # the one place that locates the recbole wheel's copy
-    from recstack.config import ConfigError
-
-    try:
-        folder = find_ml100k()
-    except ConfigError:
+def recbole_ml100k_folder() -> Path | None:
+    """The MovieLens-100K folder inside the installed ``recbole`` package (not imported), or None without it."""
+    spec = importlib.util.find_spec("recbole")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    return folder if (folder / "ml-100k.inter").is_file() else None
+    return Path(next(iter(spec.submodule_search_locations))) / "dataset_example" / "ml-100k"
+
+
+def _recbole_folder() -> Path | None:
+    folder = recbole_ml100k_folder()
+    return folder if folder is not None and (folder / "ml-100k.inter").is_file() else None
 
 
 def _widedeep_folder() -> Path | None:
