@@ -15,7 +15,6 @@ from recstack.losses import (
     ideal_difference_from_metadata,
     logistic_pairwise_loss,
     margin_pairwise_loss,
-    pairwise,
     warp_loss,
 )
 
@@ -198,15 +197,14 @@ def test_partial_credit_in_every_loss(fn):
         assert float(fn(pos, neg, num_items=n_items)) >= float(got) - 1e-12
 
 
-# ---- the classic losses keep their names in recstack.losses.pairwise -----------------------------------------
+# ---- the classic per-pair means -----------------------------------------
 
 
 def test_classic_pairwise_losses_are_unchanged():
-    assert pairwise.bpr_loss is logistic_pairwise_loss and pairwise.hinge_loss is margin_pairwise_loss
     pos, neg = torch.tensor([3.0, 1.5]), torch.tensor([1.5, 3.0])
     want = np.mean([math.log1p(math.exp(-1.5)), math.log1p(math.exp(1.5))])
-    assert float(pairwise.bpr_loss(pos, neg)) == pytest.approx(want, rel=1e-6)
-    assert float(pairwise.hinge_loss(pos, neg)) == pytest.approx(1.25)
+    assert float(logistic_pairwise_loss(pos, neg)) == pytest.approx(want, rel=1e-6)
+    assert float(margin_pairwise_loss(pos, neg)) == pytest.approx(1.25)
 
 
 # ---- bad input -------------------------------------------------------------------------------------------------

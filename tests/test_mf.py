@@ -14,7 +14,8 @@ from recstack.data.implicit import (
 )
 from recstack.errors import SchemaError
 from recstack.evaluation import evaluate_full_ranking
-from recstack.losses.pairwise import bpr_loss, hinge_loss
+from recstack.losses.pairwise import logistic_pairwise_loss as bpr_loss
+from recstack.losses.pairwise import margin_pairwise_loss as hinge_loss
 from recstack.models.retrieval.mf import MatrixFactorizationModel
 from recstack.training import EarlyStopping, RowSparseOptimizer
 
@@ -85,9 +86,9 @@ def test_pairwise_losses():
     assert bpr_loss(pos, neg.reshape(2, 1)).item() == pytest.approx(bpr_loss(pos, neg).item())
     big = torch.tensor([200.0]), torch.tensor([-200.0])
     assert torch.isfinite(bpr_loss(*big)) and torch.isfinite(bpr_loss(big[1], big[0]))
-    with pytest.raises(SchemaError, match="bpr_loss"):
+    with pytest.raises(SchemaError, match="logistic_pairwise_loss"):
         bpr_loss(pos, torch.zeros(3))
-    with pytest.raises(SchemaError, match="hinge_loss"):
+    with pytest.raises(SchemaError, match="margin_pairwise_loss"):
         hinge_loss(pos, torch.zeros(3, 2))
 
 

@@ -3,8 +3,7 @@
 ``bpr_loss``, ``hinge_loss``, ``adaptive_bpr_loss``, ``adaptive_hinge_loss`` and ``warp_loss`` are Collie's
 (``(positive_scores, negative_scores, num_items=None, positive_items=None, negative_items=None, metadata=None,
 metadata_weights=None)``, partial credit from item metadata). The classic per-pair means that recstack's
-`MatrixFactorizationModel` trains with are ``logistic_pairwise_loss`` / ``margin_pairwise_loss`` (also reachable as
-``recstack.losses.pairwise.bpr_loss`` / ``hinge_loss``).
+`MatrixFactorizationModel` trains with are ``logistic_pairwise_loss`` / ``margin_pairwise_loss``.
 """
 
 from recstack.losses.adaptive import adaptive_bpr_loss, adaptive_hinge_loss

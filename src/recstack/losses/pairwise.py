@@ -2,10 +2,8 @@
 
 ``logistic_pairwise_loss`` (the textbook BPR, ``-log sigmoid(positive - negative)``) and
 ``margin_pairwise_loss`` (``max(0, margin - (positive - negative))``) are means over every (positive, negative)
-pair. `MatrixFactorizationModel` (recstack's signature) trains with them; in this module they keep their old names
-``bpr_loss`` / ``hinge_loss``. Collie's losses of the same names (another formula, partial credit, a sum over pairs
-divided by the batch) are ``recstack.losses.bpr_loss`` / ``recstack.losses.hinge_loss``, defined in
-`recstack.losses.partial_credit`.
+pair. `MatrixFactorizationModel` (recstack's signature) trains with them. Collie's ``bpr_loss`` / ``hinge_loss``
+(another formula, partial credit, a sum over pairs divided by the batch) are in `recstack.losses.partial_credit`.
 
 Scores: ``positive_scores`` is ``[B]``; ``negative_scores`` is ``[B]`` (one negative per positive), ``[B, n]``
 (row ``i`` holds positive ``i``'s negatives) or Collie's ``[n, B]`` (column ``i`` holds them). A square
@@ -20,7 +18,7 @@ from torch import Tensor
 
 from recstack.errors import SchemaError
 
-__all__ = ["logistic_pairwise_loss", "margin_pairwise_loss", "bpr_loss", "hinge_loss", "negatives_as_rows"]
+__all__ = ["logistic_pairwise_loss", "margin_pairwise_loss", "negatives_as_rows"]
 
 
 def negatives_as_rows(positive_scores: Tensor, negative_scores: Tensor, name: str) -> tuple[Tensor, Tensor, bool]:
@@ -67,13 +65,10 @@ def _differences(positive_scores: Tensor, negative_scores: Tensor, name: str) ->
 
 def logistic_pairwise_loss(positive_scores: Tensor, negative_scores: Tensor) -> Tensor:
     """Bayesian Personalized Ranking: the mean of ``-log sigmoid(positive - negative)`` over all pairs."""
-    return -F.logsigmoid(_differences(positive_scores, negative_scores, "bpr_loss")).mean()
+    return -F.logsigmoid(_differences(positive_scores, negative_scores, "logistic_pairwise_loss")).mean()
 
 
 def margin_pairwise_loss(positive_scores: Tensor, negative_scores: Tensor, margin: float = 1.0) -> Tensor:
     """The mean of ``max(0, margin - (positive - negative))`` over all pairs (margin 1 by default)."""
-    return torch.clamp(margin - _differences(positive_scores, negative_scores, "hinge_loss"), min=0.0).mean()
+    return torch.clamp(margin - _differences(positive_scores, negative_scores, "margin_pairwise_loss"), min=0.0).mean()
 
-
-bpr_loss = logistic_pairwise_loss
-hinge_loss = margin_pairwise_loss
