@@ -14,7 +14,8 @@ from torch import Tensor, nn
 
 from recstack.errors import ArgumentError
 from recstack.features.columns import Feature, SparseFeat
-from recstack.models.base import BaseModel, ZeroLogit
+from recstack.models.base import ZeroLogit
+from recstack.models.ranking.wdl import WDL
 from recstack.nn.embedding import EmbeddingCollection
 
 # Cross ids that do not fit the table exactly are hashed modulo this prime, each step staying below 2**62.
@@ -108,7 +109,7 @@ class CrossedFeatures(nn.Module):
         return self.table.flat(self.cross_ids(batch)).sum(1, keepdim=True)
 
 
-class WideAndDeep(BaseModel):
+class WideAndDeep(WDL):
     """Wide & Deep whose wide part also holds crossed features; DeepCTR-Torch's WDL parameters plus
     ``cross_features`` (pairs or tuples of sparse feature names) and ``cross_hash_size`` (rows per cross).
 
@@ -144,13 +145,18 @@ class WideAndDeep(BaseModel):
         super().__init__(
             linear_feature_columns,
             dnn_feature_columns,
-            l2_reg_linear,
-            l2_reg_embedding,
-            init_std,
-            seed,
-            task,
-            device,
-            gpus,
+            dnn_hidden_units=dnn_hidden_units,
+            l2_reg_linear=l2_reg_linear,
+            l2_reg_embedding=l2_reg_embedding,
+            l2_reg_dnn=l2_reg_dnn,
+            init_std=init_std,
+            seed=seed,
+            dnn_dropout=dnn_dropout,
+            dnn_activation=dnn_activation,
+            dnn_use_bn=dnn_use_bn,
+            task=task,
+            device=device,
+            gpus=gpus,
         )
         self.cross_features = [list(c) if not isinstance(c, str) else c for c in cross_features]
         self.has_crosses = len(self.cross_features) > 0
@@ -161,19 +167,6 @@ class WideAndDeep(BaseModel):
             if self.has_crosses
             else ZeroLogit()
         )
-        self.use_dnn = len(dnn_hidden_units) > 0 and len(self.dnn_feature_columns) > 0
-        self.dnn, width = self.build_dnn(
-            self.dnn_input_dim(),
-            dnn_hidden_units if self.use_dnn else (),
-            dnn_activation,
-            l2_reg_dnn,
-            dnn_dropout,
-            dnn_use_bn,
-            init_std,
-            seed=seed,
-            device=device,
-        )
-        self.dnn_linear: nn.Module = nn.Linear(width, 1, bias=False) if self.use_dnn else nn.Identity()
         self.to(device)
 
     def compute_logits(self, batch: dict[str, Tensor]) -> Tensor:
