@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from recstack.models.retrieval.implicit.base import DEFAULT_LR_SCHEDULER, BasePipeline, init_arguments
+from recstack.models.retrieval.implicit.collie_mf import scaled_embedding_std
 from recstack.models.retrieval.implicit.pair_layers import IdEmbedding
 
 
@@ -41,8 +42,8 @@ class CollaborativeMetricLearningModel(BasePipeline):
 
     def _setup_model(self, **kwargs: Any) -> None:  # noqa: ANN401
         dim = int(self.hparams.embedding_dim)
-        self.user_embeddings = IdEmbedding("user_id", self.num_users, dim, 1.0 / dim)
-        self.item_embeddings = IdEmbedding("item_id", self.num_items, dim, 1.0 / dim)
+        self.user_embeddings = IdEmbedding("user_id", self.num_users, dim, scaled_embedding_std(dim))
+        self.item_embeddings = IdEmbedding("item_id", self.num_items, dim, scaled_embedding_std(dim))
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """Scores ``[B]``: minus the Euclidean distance of each user to its item."""

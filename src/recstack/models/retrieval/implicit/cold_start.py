@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from recstack.errors import SchemaError
 from recstack.models.retrieval.implicit.base import _cosine_series, init_arguments
+from recstack.models.retrieval.implicit.collie_mf import scaled_embedding_std
 from recstack.models.retrieval.implicit.multi_stage import MultiStagePipeline
 from recstack.models.retrieval.implicit.pair_layers import IdEmbedding
 
@@ -82,11 +83,11 @@ class ColdStartModel(MultiStagePipeline):
         hp.num_item_buckets = int(buckets.max()) + 1 if len(buckets) else 0
         self.register_buffer("item_bucket_ids", buckets)
         dim = int(hp.embedding_dim)
-        self.user_embeddings = IdEmbedding("user_id", self.num_users, dim, 1.0 / dim)
+        self.user_embeddings = IdEmbedding("user_id", self.num_users, dim, scaled_embedding_std(dim))
         self.user_biases = IdEmbedding("user_id", self.num_users, 1, 0.0)
-        self.item_bucket_embeddings = IdEmbedding("item_id", hp.num_item_buckets, dim, 1.0 / dim)
+        self.item_bucket_embeddings = IdEmbedding("item_id", hp.num_item_buckets, dim, scaled_embedding_std(dim))
         self.item_bucket_biases = IdEmbedding("item_id", hp.num_item_buckets, 1, 0.0)
-        self.item_embeddings = IdEmbedding("item_id", self.num_items, dim, 1.0 / dim)
+        self.item_embeddings = IdEmbedding("item_id", self.num_items, dim, scaled_embedding_std(dim))
         self.item_biases = IdEmbedding("item_id", self.num_items, 1, 0.0)
         self.dropout = nn.Dropout(float(hp.dropout_p))
 

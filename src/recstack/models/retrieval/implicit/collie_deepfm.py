@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from recstack.models.retrieval.implicit.base import CHUNK_PAIRS, DEFAULT_LR_SCHEDULER, BasePipeline, init_arguments
+from recstack.models.retrieval.implicit.collie_mf import scaled_embedding_std
 from recstack.models.retrieval.implicit.pair_layers import IdEmbedding, check_final_layer, final_activation
 
 
@@ -49,8 +50,8 @@ class DeepFM(BasePipeline):
 
     def _setup_model(self, **kwargs: Any) -> None:  # noqa: ANN401
         dim, layers = int(self.hparams.embedding_dim), int(self.hparams.num_layers)
-        self.user_embeddings = IdEmbedding("user_id", self.num_users, dim, 1.0 / dim)
-        self.item_embeddings = IdEmbedding("item_id", self.num_items, dim, 1.0 / dim)
+        self.user_embeddings = IdEmbedding("user_id", self.num_users, dim, scaled_embedding_std(dim))
+        self.item_embeddings = IdEmbedding("item_id", self.num_items, dim, scaled_embedding_std(dim))
         self.user_biases = IdEmbedding("user_id", self.num_users, 1, 0.0)
         self.item_biases = IdEmbedding("item_id", self.num_items, 1, 0.0)
         self.global_bias = nn.Parameter(torch.zeros(1))

@@ -21,6 +21,11 @@ from recstack.models.retrieval.implicit.base import DEFAULT_LR_SCHEDULER, BasePi
 from recstack.models.retrieval.mf import MatrixFactorizationCore
 
 
+def scaled_embedding_std(embedding_dim: int) -> float:
+    """The standard deviation of Collie's ``ScaledEmbedding`` initialisation: ``1 / (2.5 * embedding_dim)``."""
+    return 1.0 / (2.5 * embedding_dim)
+
+
 def seed_from_torch() -> int:
     """A table seed drawn from torch's global generator (so ``torch.manual_seed`` fixes the initial weights)."""
     return int(torch.randint(0, 2**31 - 1, (1,)).item())
@@ -65,7 +70,7 @@ class MatrixFactorizationModel(BasePipeline):
             self.num_users,
             self.num_items,
             dim,
-            init_std=1.0 / dim,
+            init_std=scaled_embedding_std(dim),
             user_bias=True,
             item_bias=True,
             dropout_p=float(self.hparams.dropout_p),

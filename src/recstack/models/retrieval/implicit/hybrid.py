@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from recstack.models.retrieval.implicit.base import DEFAULT_LR_SCHEDULER, init_arguments
+from recstack.models.retrieval.implicit.collie_mf import scaled_embedding_std
 from recstack.models.retrieval.implicit.hybrid_layers import HybridHead, metadata_tensor
 from recstack.models.retrieval.implicit.hybrid_pretrained import prepare_model_dir
 from recstack.models.retrieval.implicit.multi_stage import MultiStagePipeline
@@ -89,8 +90,8 @@ class HybridModel(MultiStagePipeline):
             meta = metadata_tensor(None, self.num_items, type(self).__name__)
         self.register_buffer("item_metadata", meta)
         dim = int(hp.embedding_dim)
-        self.user_embeddings = IdEmbedding("user_id", self.num_users, dim, 1.0 / dim)
-        self.item_embeddings = IdEmbedding("item_id", self.num_items, dim, 1.0 / dim)
+        self.user_embeddings = IdEmbedding("user_id", self.num_users, dim, scaled_embedding_std(dim))
+        self.item_embeddings = IdEmbedding("item_id", self.num_items, dim, scaled_embedding_std(dim))
         self.user_biases = IdEmbedding("user_id", self.num_users, 1, 0.0)
         self.item_biases = IdEmbedding("item_id", self.num_items, 1, 0.0)
         self.dropout = nn.Dropout(float(hp.dropout_p))

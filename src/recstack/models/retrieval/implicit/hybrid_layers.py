@@ -3,6 +3,7 @@ item embeddings, through dense layers to one score per pair."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +19,12 @@ CHUNK_FLOATS = 1 << 24  # hidden activations per chunk when scoring a cross prod
 
 
 def metadata_tensor(item_metadata: Any, num_items: int, owner: str) -> Tensor:  # noqa: ANN401
-    """``item_metadata`` (tensor, DataFrame or array, ``[num_items, features]``) as float32 ``[num_items, F]``."""
+    """``item_metadata`` (tensor, DataFrame or array, ``[num_items, features]``) as float32 ``[num_items, F]``.
+
+    Row ``i`` belongs to item id ``i``. Rows past ``num_items`` (items of a catalogue that the interactions
+    never reach, as with Collie's MovieLens metadata after ``allow_missing_ids``) are dropped with a warning,
+    as Collie ignores them; fewer rows than items is an error.
+    """
     if item_metadata is None:
         raise SchemaError(f"{owner}: item_metadata is required (a [num_items, features] tensor, DataFrame or array)")
     if isinstance(item_metadata, pd.DataFrame):
@@ -27,11 +33,18 @@ def metadata_tensor(item_metadata: Any, num_items: int, owner: str) -> Tensor:  
         values = torch.as_tensor(np.asarray(item_metadata, dtype=np.float32))
     if values.dim() == 1:
         values = values[:, None]
-    if values.dim() != 2 or values.shape[0] != num_items:
+    if values.dim() != 2 or values.shape[0] < num_items:
         raise SchemaError(
             f"{owner}: item_metadata must be 2-d with one row per item ({num_items} rows), got shape "
             f"{tuple(values.shape)}"
         )
+    if values.shape[0] > num_items:
+        warnings.warn(
+            f"{owner}: item_metadata has {values.shape[0]} rows for {num_items} items; the rows past item id "
+            f"{num_items - 1} are not used",
+            stacklevel=3,
+        )
+        values = values[:num_items]
     if not torch.isfinite(values).all():
         raise SchemaError(f"{owner}: item_metadata holds NaN or infinite values")
     return values.contiguous()

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from recstack.models.retrieval.implicit.base import CHUNK_PAIRS, DEFAULT_LR_SCHEDULER, BasePipeline, init_arguments
-from recstack.models.retrieval.implicit.collie_mf import apply_y_range
+from recstack.models.retrieval.implicit.collie_mf import apply_y_range, scaled_embedding_std
 from recstack.models.retrieval.implicit.pair_layers import IdEmbedding, halving_mlp
 
 
@@ -48,8 +48,8 @@ class MLPMatrixFactorizationModel(BasePipeline):
     def _setup_model(self, **kwargs: Any) -> None:  # noqa: ANN401
         dim, layers = int(self.hparams.embedding_dim), int(self.hparams.num_layers)
         width = dim * 2 ** (layers - 1)
-        self.user_embeddings = IdEmbedding("user_id", self.num_users, width, 1.0 / width)
-        self.item_embeddings = IdEmbedding("item_id", self.num_items, width, 1.0 / width)
+        self.user_embeddings = IdEmbedding("user_id", self.num_users, width, scaled_embedding_std(width))
+        self.item_embeddings = IdEmbedding("item_id", self.num_items, width, scaled_embedding_std(width))
         self.user_biases = IdEmbedding("user_id", self.num_users, 1, 0.0)
         self.item_biases = IdEmbedding("item_id", self.num_items, 1, 0.0)
         self.mlp_layers = halving_mlp(dim, layers, float(self.hparams.dropout_p))

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from recstack.models.retrieval.implicit.base import CHUNK_PAIRS, DEFAULT_LR_SCHEDULER, BasePipeline, init_arguments
+from recstack.models.retrieval.implicit.collie_mf import scaled_embedding_std
 from recstack.models.retrieval.implicit.pair_layers import IdEmbedding, check_final_layer, final_activation, halving_mlp
 
 
@@ -47,10 +48,10 @@ class NeuralCollaborativeFiltering(BasePipeline):
     def _setup_model(self, **kwargs: Any) -> None:  # noqa: ANN401
         dim, layers = int(self.hparams.embedding_dim), int(self.hparams.num_layers)
         mlp_dim = dim * 2 ** (layers - 1)
-        self.user_embeddings_cf = IdEmbedding("user_id", self.num_users, dim, 1.0 / dim)
-        self.item_embeddings_cf = IdEmbedding("item_id", self.num_items, dim, 1.0 / dim)
-        self.user_embeddings_mlp = IdEmbedding("user_id", self.num_users, mlp_dim, 1.0 / mlp_dim)
-        self.item_embeddings_mlp = IdEmbedding("item_id", self.num_items, mlp_dim, 1.0 / mlp_dim)
+        self.user_embeddings_cf = IdEmbedding("user_id", self.num_users, dim, scaled_embedding_std(dim))
+        self.item_embeddings_cf = IdEmbedding("item_id", self.num_items, dim, scaled_embedding_std(dim))
+        self.user_embeddings_mlp = IdEmbedding("user_id", self.num_users, mlp_dim, scaled_embedding_std(mlp_dim))
+        self.item_embeddings_mlp = IdEmbedding("item_id", self.num_items, mlp_dim, scaled_embedding_std(mlp_dim))
         self.mlp_layers = halving_mlp(dim, layers, float(self.hparams.dropout_p))
         self.predict_layer = nn.Linear(dim * 2, 1)
         nn.init.kaiming_uniform_(self.predict_layer.weight, nonlinearity="relu")

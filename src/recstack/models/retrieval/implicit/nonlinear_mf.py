@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from recstack.models.retrieval.implicit.base import DEFAULT_LR_SCHEDULER, BasePipeline, init_arguments
-from recstack.models.retrieval.implicit.collie_mf import apply_y_range
+from recstack.models.retrieval.implicit.collie_mf import apply_y_range, scaled_embedding_std
 from recstack.models.retrieval.implicit.pair_layers import IdEmbedding
 
 
@@ -68,8 +68,8 @@ class NonlinearMatrixFactorizationModel(BasePipeline):
     def _setup_model(self, **kwargs: Any) -> None:  # noqa: ANN401
         hp = self.hparams
         user_dim, item_dim = int(hp.user_embedding_dim), int(hp.item_embedding_dim)
-        self.user_embeddings = IdEmbedding("user_id", self.num_users, user_dim, 1.0 / user_dim)
-        self.item_embeddings = IdEmbedding("item_id", self.num_items, item_dim, 1.0 / item_dim)
+        self.user_embeddings = IdEmbedding("user_id", self.num_users, user_dim, scaled_embedding_std(user_dim))
+        self.item_embeddings = IdEmbedding("item_id", self.num_items, item_dim, scaled_embedding_std(item_dim))
         self.user_biases = IdEmbedding("user_id", self.num_users, 1, 0.0)
         self.item_biases = IdEmbedding("item_id", self.num_items, 1, 0.0)
         self.embedding_dropout = nn.Dropout(float(hp.embedding_dropout_p))

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from recstack.features.columns import SparseFeat
-from recstack.models.retrieval.implicit.collie_mf import seed_from_torch
+from recstack.models.retrieval.implicit.collie_mf import scaled_embedding_std, seed_from_torch
 from recstack.nn.embedding import EmbeddingCollection
 
 
@@ -30,12 +30,12 @@ class IdEmbedding(nn.Module):
 
 
 class ScaledEmbedding(nn.Embedding):
-    """``nn.Embedding`` initialised from N(0, 1 / embedding_dim) (Collie's layer)."""
+    """``nn.Embedding`` initialised from N(0, 1 / (2.5 * embedding_dim)) (Collie's layer)."""
 
     def reset_parameters(self) -> None:
-        """Draw the weights from N(0, 1 / embedding_dim); the padding row (if any) is zero."""
+        """Draw the weights from N(0, 1 / (2.5 * embedding_dim)); the padding row (if any) is zero."""
         with torch.no_grad():
-            self.weight.normal_(0.0, 1.0 / self.embedding_dim)
+            self.weight.normal_(0.0, scaled_embedding_std(self.embedding_dim))
             if self.padding_idx is not None:
                 self.weight[self.padding_idx].fill_(0)
 
