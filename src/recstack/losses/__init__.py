@@ -7,6 +7,7 @@ metadata_weights=None)``, partial credit from item metadata). The classic per-pa
 """
 
 from recstack.losses.adaptive import adaptive_bpr_loss, adaptive_hinge_loss
+from recstack.losses.full_softmax import cosine_contrastive_loss, full_softmax_loss
 from recstack.losses.pairwise import logistic_pairwise_loss, margin_pairwise_loss
 from recstack.losses.partial_credit import bpr_loss, hinge_loss, ideal_difference_from_metadata
 from recstack.losses.softmax import in_batch_hit_rates, sampled_softmax_loss
@@ -16,6 +17,8 @@ __all__ = [
     "adaptive_bpr_loss",
     "adaptive_hinge_loss",
     "bpr_loss",
+    "cosine_contrastive_loss",
+    "full_softmax_loss",
     "hinge_loss",
     "ideal_difference_from_metadata",
     "in_batch_hit_rates",
