@@ -7,7 +7,7 @@ included (the ideal difference is that of the kept negative). Shapes as in `recs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -18,8 +18,9 @@ from recstack.losses.partial_credit import pairs_with_ideal, reduce_pair_terms
 __all__ = ["adaptive_bpr_loss", "adaptive_hinge_loss"]
 
 
-def _hardest(
+def _adaptive(
     name: str,
+    term: Callable[[Tensor, Tensor, Tensor | float], Tensor],
     positive_scores: Tensor,
     many_negative_scores: Tensor,
     num_items: Any,  # noqa: ANN401
@@ -27,8 +28,8 @@ def _hardest(
     negative_items: Tensor | None,
     metadata: Mapping[str, Tensor] | None,
     metadata_weights: Mapping[str, float] | None,
-) -> tuple[Tensor, Tensor, Tensor | float]:
-    """``(positives [B], hardest negative score [B], its ideal difference: 1 or [B])``."""
+) -> Tensor:
+    """``term(positives [B], hardest negative score [B], its ideal difference: 1 or [B])`` reduced over the batch."""
     pos, neg, ideal, _ = pairs_with_ideal(
         name,
         positive_scores,
@@ -42,7 +43,7 @@ def _hardest(
     hardest, where = neg.max(dim=1)
     if isinstance(ideal, Tensor):
         ideal = ideal.gather(1, where.unsqueeze(1)).squeeze(1)
-    return pos, hardest, ideal
+    return reduce_pair_terms(term(pos, hardest, ideal), pos.shape[0])
 
 
 def adaptive_bpr_loss(
@@ -59,8 +60,9 @@ def adaptive_bpr_loss(
     ``many_negative_scores``: ``[B, n]`` (or Collie's ``[n, B]``); ``negative_items`` the same shape, needed only
     with ``metadata``. ``num_items`` is not used.
     """
-    pos, hardest, ideal = _hardest(
+    return _adaptive(
         "adaptive_bpr_loss",
+        lambda pos, hardest, ideal: ideal - torch.sigmoid(pos - hardest),
         positive_scores,
         many_negative_scores,
         num_items,
@@ -69,7 +71,6 @@ def adaptive_bpr_loss(
         metadata,
         metadata_weights,
     )
-    return reduce_pair_terms(ideal - torch.sigmoid(pos - hardest), pos.shape[0])
 
 
 def adaptive_hinge_loss(
@@ -86,8 +87,9 @@ def adaptive_hinge_loss(
     ``many_negative_scores``: ``[B, n]`` (or Collie's ``[n, B]``); ``negative_items`` the same shape, needed only
     with ``metadata``. ``num_items`` is not used.
     """
-    pos, hardest, ideal = _hardest(
+    return _adaptive(
         "adaptive_hinge_loss",
+        lambda pos, hardest, ideal: torch.clamp(ideal - (pos - hardest), min=0),
         positive_scores,
         many_negative_scores,
         num_items,
@@ -96,4 +98,3 @@ def adaptive_hinge_loss(
         metadata,
         metadata_weights,
     )
-    return reduce_pair_terms(torch.clamp(ideal - (pos - hardest), min=0), pos.shape[0])
