@@ -314,7 +314,8 @@ class Trainer:
                 opt.step()
             if batch is None:
                 continue
-            total_loss += float(loss.detach()) * rows / max(_loss_rows(out, rows), 1)
+            loss_value = float(loss.detach())
+            total_loss += loss_value * rows / max(_loss_rows(out, rows), 1)
             total_rows += rows
             _add_logs(extra, out, rows)
             if pred is not None and target is not None:
@@ -323,7 +324,7 @@ class Trainer:
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{total_loss / max(total_rows, 1):.4f}")
             for cb in callbacks:
-                cb.on_batch_end(step, {"loss": float(loss.detach())})
+                cb.on_batch_end(step, {"loss": loss_value})
         if sync is not None:
             sync.sync_buffers()
             total_loss, total_rows, extra = self._summed(total_loss, total_rows, extra)
